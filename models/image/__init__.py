@@ -1,0 +1,1 @@
+"""Image tokenizers, one file per family."""

@@ -1,0 +1,25 @@
+"""Checks on the images a tokenizer is given (NHWC float in [0, 1])."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def check_images(x, image_size: int, *, name: str = "images"):
+  """Raises a ValueError/TypeError that names the problem; value checks run on concrete arrays."""
+  shape = getattr(x, "shape", None)
+  if shape is None or len(shape) != 4:
+    raise ValueError(f"{name} must be NHWC [B, H, W, 3]; got shape {shape}")
+  if shape[-1] != 3:
+    raise ValueError(f"{name} must have 3 channels on the last axis (NHWC); got shape {shape}")
+  if shape[1:3] != (image_size, image_size):
+    raise ValueError(
+        f"{name} must be {image_size}x{image_size}; got {shape[1]}x{shape[2]} (shape {shape})")
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise TypeError(f"{name} must be float in [0, 1]; got dtype {x.dtype} (divide uint8 by 255)")
+  if isinstance(x, jax.core.Tracer):
+    return
+  lo, hi = float(np.min(x)), float(np.max(x))
+  if not (np.isfinite(lo) and np.isfinite(hi)):
+    raise ValueError(f"{name} contain NaN or Inf")
+  if lo < 0.0 or hi > 1.0:
+    raise ValueError(f"{name} must be in [0, 1]; got values in [{lo:.4g}, {hi:.4g}]")

@@ -1,0 +1,84 @@
+"""TiTok: the released tokenizers as registered names, and the training config.
+
+`python train.py --config zoo/configs/titok.py:tiny` trains the tiny TiTok on the built-in
+photos; `:titok_s128` etc. give the published model with this issue's pixel/VQ losses.
+"""
+import ml_collections
+
+from models.image.titok import TiTokConfig
+
+# The released checkpoints (HF repo ids in `hf_repo`), with their official inference configs.
+_LEGACY = dict(codebook_size=4096, token_size=12, use_l2_norm=True, is_legacy=True,
+               finetune_decoder=True)
+_VQ8K = dict(codebook_size=8192, token_size=64, use_l2_norm=False, is_legacy=False,
+             finetune_decoder=False)
+_VAE = dict(quantize_mode="vae", token_size=16, use_l2_norm=False, is_legacy=False,
+            finetune_decoder=False)
+
+MODELS = {
+    "titok_l32": (TiTokConfig(encoder_size="large", decoder_size="large", num_latent_tokens=32,
+                              **_LEGACY), "yucornetto/tokenizer_titok_l32_imagenet"),
+    "titok_b64": (TiTokConfig(encoder_size="base", decoder_size="base", num_latent_tokens=64,
+                              **_LEGACY), "yucornetto/tokenizer_titok_b64_imagenet"),
+    "titok_s128": (TiTokConfig(encoder_size="small", decoder_size="small", num_latent_tokens=128,
+                               **_LEGACY), "yucornetto/tokenizer_titok_s128_imagenet"),
+    "titok_bl64_vq8k": (TiTokConfig(encoder_size="base", decoder_size="large",
+                                    num_latent_tokens=64, **_VQ8K),
+                        "yucornetto/tokenizer_titok_bl64_vq8k_imagenet"),
+    "titok_bl128_vq8k": (TiTokConfig(encoder_size="base", decoder_size="large",
+                                     num_latent_tokens=128, **_VQ8K),
+                         "yucornetto/tokenizer_titok_bl128_vq8k_imagenet"),
+    "titok_sl256_vq8k": (TiTokConfig(encoder_size="small", decoder_size="large",
+                                     num_latent_tokens=256, **_VQ8K),
+                         "yucornetto/tokenizer_titok_sl256_vq8k_imagenet"),
+    "titok_ll32_vae_c16": (TiTokConfig(encoder_size="large", decoder_size="large",
+                                       num_latent_tokens=32, **_VAE),
+                           "yucornetto/tokenizer_titok_ll32_vae_c16_imagenet"),
+    "titok_bl64_vae_c16": (TiTokConfig(encoder_size="base", decoder_size="large",
+                                       num_latent_tokens=64, **_VAE),
+                           "yucornetto/tokenizer_titok_bl64_vae_c16_imagenet"),
+    "titok_bl128_vae_c16": (TiTokConfig(encoder_size="base", decoder_size="large",
+                                        num_latent_tokens=128, **_VAE),
+                            "yucornetto/tokenizer_titok_bl128_vae_c16_imagenet"),
+    # Tiny variants: train on 2 CPU cores in minutes (64 px, 2-layer ViTs, RGB head).
+    "titok_tiny_vq": (TiTokConfig(image_size=64, patch_size=8, encoder_size="tiny",
+                                  decoder_size="tiny", num_latent_tokens=32, codebook_size=1024,
+                                  token_size=16, use_l2_norm=True, is_legacy=False,
+                                  finetune_decoder=False), None),
+    "titok_tiny_vae": (TiTokConfig(image_size=64, patch_size=8, encoder_size="tiny",
+                                   decoder_size="tiny", num_latent_tokens=32, quantize_mode="vae",
+                                   token_size=8, use_l2_norm=False, is_legacy=False,
+                                   finetune_decoder=False), None),
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Training config; `arg` is a registered model name or `tiny` (= titok_tiny_vq)."""
+  arg = arg or "tiny"
+  model = {"tiny": "titok_tiny_vq"}.get(arg, arg)
+  if model not in MODELS:
+    raise ValueError(f"unknown TiTok config {arg!r}; choose 'tiny' or one of {sorted(MODELS)}")
+  tiny = MODELS[model][0].image_size <= 64
+  c = ml_collections.ConfigDict()
+  c.model = model
+  c.seed = 0
+  c.data = "builtin:photos"  # or tfds:imagenet2012, folder:/path/to/images
+  c.eval_data = "builtin:photos"
+  c.batch_size = 32 if tiny else 256
+  c.eval_batch_size = 32
+  c.num_eval_images = 64 if tiny else 10_000
+  c.total_steps = 600 if tiny else 1_000_000
+  c.learning_rate = 1e-3 if tiny else 1e-4
+  c.end_learning_rate = 1e-5 if not tiny else 1e-4
+  c.warmup_steps = 30 if tiny else 10_000
+  c.beta1, c.beta2 = 0.9, 0.99
+  c.weight_decay = 1e-4
+  c.grad_clip_norm = 1.0
+  c.ema_decay = 0.999
+  c.loss = ml_collections.ConfigDict(dict(pixel_l2=1.0, quantizer=1.0, kl=1e-6))
+  c.log_every = 20
+  c.eval_every = 200 if tiny else 10_000
+  c.checkpoint_every = 100 if tiny else 10_000
+  c.keep_checkpoints = 3
+  c.mesh = ml_collections.ConfigDict(dict(data=-1))  # -1: all devices on the data axis
+  return c

@@ -1,0 +1,1 @@
+"""Official checkpoints -> NNX state, one module per family."""

@@ -1,0 +1,30 @@
+"""Deterministic stand-in weights in an official key layout, for parity tests and benchmarks.
+
+Tests never download: they fill both the official PyTorch model and ours with these arrays.
+Every tensor depends only on (seed, its name, its shape), so the same weights can be rebuilt
+from a key/shape table anywhere, with numpy alone.
+"""
+import zlib
+
+import numpy as np
+
+
+def seeded_tensor(name: str, shape, seed: int = 0) -> np.ndarray:
+  rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+  shape = tuple(int(s) for s in shape)
+  leaf = name.rsplit(".", 1)[-1]
+  is_norm = any(t in name for t in ("ln_", "norm", ".ln")) and len(shape) == 1
+  if is_norm and leaf == "weight":  # norm scales near 1
+    return (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+  if leaf == "bias" or len(shape) <= 1:
+    return (0.02 * rng.standard_normal(shape)).astype(np.float32)
+  if leaf == "weight" and len(shape) >= 2 and "embedding" not in name:
+    fan_in = int(np.prod(shape[1:]))  # torch layouts: [out, in, ...]
+    return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+  # Embeddings, codebooks, learned tokens.
+  return (0.5 * rng.standard_normal(shape) / np.sqrt(shape[-1])).astype(np.float32)
+
+
+def seeded_state_dict(shapes: dict, seed: int = 0) -> dict:
+  """{name: shape} -> {name: float32 array}."""
+  return {name: seeded_tensor(name, shape, seed) for name, shape in sorted(shapes.items())}

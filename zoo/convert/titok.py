@@ -1,0 +1,52 @@
+"""Official TiTok checkpoints (HF model.safetensors or raw .bin state dicts) -> TiTok."""
+from models.image.titok import VIT_SIZES, TiTokConfig
+from zoo.convert import common
+from zoo.convert.common import CONV1X1_AS_DENSE, CONV2D, Rule, linear_rules, norm_rules
+from zoo.convert.maskgit_cnn import decoder_rules
+
+
+def _vit_block(t: str, p: str) -> list[Rule]:
+  return (norm_rules(f"{t}.ln_1", f"{p}.ln_1")
+          # torch.nn.MultiheadAttention packs q|k|v in one [3W, W] matrix.
+          + [Rule(f"{t}.attn.in_proj_weight", f"{p}.attn.in_proj.kernel", common.LINEAR),
+             Rule(f"{t}.attn.in_proj_bias", f"{p}.attn.in_proj.bias")]
+          + linear_rules(f"{t}.attn.out_proj", f"{p}.attn.out_proj")
+          + norm_rules(f"{t}.ln_2", f"{p}.ln_2")
+          + linear_rules(f"{t}.mlp.c_fc", f"{p}.mlp.c_fc")
+          + linear_rules(f"{t}.mlp.c_proj", f"{p}.mlp.c_proj"))
+
+
+def _vit(t: str, size: str, embeddings: tuple[str, ...]) -> list[Rule]:
+  rules = [Rule(f"{t}.{e}", f"{t}.{e}") for e in embeddings]
+  rules += norm_rules(f"{t}.ln_pre", f"{t}.ln_pre") + norm_rules(f"{t}.ln_post", f"{t}.ln_post")
+  for i in range(VIT_SIZES[size][1]):
+    rules += _vit_block(f"{t}.transformer.{i}", f"{t}.transformer.{i}")
+  return rules
+
+
+def table(cfg: TiTokConfig) -> list[Rule]:
+  embeddings = ("class_embedding", "positional_embedding", "latent_token_positional_embedding")
+  rules = [Rule("latent_tokens", "latent_tokens")]
+  rules += _vit("encoder", cfg.encoder_size, embeddings)
+  rules += [Rule("encoder.patch_embed.weight", "encoder.patch_embed.kernel", CONV2D),
+            Rule("encoder.patch_embed.bias", "encoder.patch_embed.bias")]
+  rules += linear_rules("encoder.conv_out", "encoder.conv_out", CONV1X1_AS_DENSE)
+  if cfg.quantize_mode == "vq":
+    rules.append(Rule("quantize.embedding.weight", "quantize.embedding"))
+  rules += _vit("decoder", cfg.decoder_size, embeddings + ("mask_token",))
+  rules += linear_rules("decoder.decoder_embed", "decoder.decoder_embed")
+  if cfg.is_legacy:  # ffn = Conv 1x1, Tanh, Conv 1x1 -> our ffn[0], ffn[1].
+    rules += linear_rules("decoder.ffn.0", "decoder.ffn.0", CONV1X1_AS_DENSE)
+    rules += linear_rules("decoder.ffn.2", "decoder.ffn.1", CONV1X1_AS_DENSE)
+  else:
+    rules += linear_rules("decoder.ffn.0", "decoder.ffn.0", CONV1X1_AS_DENSE)
+    rules += [Rule("decoder.conv_out.weight", "decoder.conv_out.kernel", CONV2D),
+              Rule("decoder.conv_out.bias", "decoder.conv_out.bias")]
+  if cfg.pixel_decoder:
+    rules.append(Rule("pixel_quantize.embedding.weight", "pixel_quantize.embedding"))
+    rules += decoder_rules(cfg.pixel_cnn, "pixel_decoder", "pixel_decoder")
+  return rules
+
+
+def load_state_dict(model, state_dict, *, model_name: str = "titok"):
+  common.load_state_dict(model, state_dict, table(model.config), model_name=model_name)

@@ -1,0 +1,62 @@
+"""`tfds:NAME`: a TFDS dataset the user already prepared, read by random access with
+`tfds.data_source` (ArrayRecord or Parquet files). Never downloads or prepares anything.
+"""
+import numpy as np
+import tensorflow_datasets as tfds
+
+from zoo.data.transforms import to_rgb_uint8
+
+_RANDOM_ACCESS_FORMATS = ("array_record", "parquet")
+
+
+def _how_to_prepare(name: str, data_dir: str) -> str:
+  return (
+      f"Prepare it once, outside the zoo, with\n"
+      f"  tfds build {name} --data_dir={data_dir} --file_format=array_record\n"
+      f"(building needs TensorFlow; datasets with manual downloads such as imagenet2012 want "
+      f"their files in {data_dir}/downloads/manual first), or point data_dir / $TFDS_DATA_DIR "
+      f"at a directory where it is prepared.")
+
+
+def open_builder(name: str, data_dir: str | None):
+  """The prepared builder, or an error that says where TFDS looked and how to prepare it."""
+  data_dir = data_dir or tfds.core.constants.get_default_data_dir()
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise FileNotFoundError(
+        f"TFDS dataset {name!r} is neither a known TFDS name nor prepared under "
+        f"data_dir={data_dir}.\n" + _how_to_prepare(name, data_dir)) from e
+  root = builder.data_dir
+  if not builder.is_prepared():
+    raise FileNotFoundError(
+        f"TFDS dataset {name!r} is not prepared: TFDS looked in {root} (data_dir={data_dir}, "
+        f"set by the data_dir argument or $TFDS_DATA_DIR). The zoo never downloads.\n"
+        + _how_to_prepare(name, data_dir))
+  formats = {f.value for f in builder.info.available_file_formats()}
+  if not formats & set(_RANDOM_ACCESS_FORMATS):
+    raise ValueError(
+        f"TFDS dataset {name!r} in {root} is stored as {sorted(formats)}; random access (Grain) "
+        f"needs one of {_RANDOM_ACCESS_FORMATS}. Convert it, e.g. with "
+        f"`tfds convert_format --dataset_version_dir={root} --out_file_format=array_record`.")
+  return builder
+
+
+class TfdsImages:
+  """Random-access source of uint8 [H, W, 3] images from one split of a prepared TFDS dataset."""
+
+  def __init__(self, name: str, split: str, data_dir: str | None = None, image_key="image"):
+    data_dir = data_dir or tfds.core.constants.get_default_data_dir()
+    builder = open_builder(name, data_dir)
+    features = builder.info.features
+    if image_key not in features:
+      raise KeyError(
+          f"TFDS dataset {name!r} has no feature {image_key!r}; features: {list(features)}.")
+    self.source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    self.image_key = image_key
+
+  def __len__(self):
+    return len(self.source)
+
+  def __getitem__(self, index: int) -> np.ndarray:
+    return to_rgb_uint8(self.source[index][self.image_key])

@@ -1,0 +1,78 @@
+"""The zoo's registry: name -> model config -> NNX model.
+
+Families register their released models in `zoo/configs/<family>.py` (a `MODELS` dict of
+name -> (model config, hugging face repo id or None)) and their builder and checkpoint
+converter here.
+"""
+import dataclasses
+from typing import Callable
+
+from flax import nnx
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  name: str
+  config: object
+  build: Callable  # (config, rngs) -> nnx.Module
+  load_state_dict: Callable  # (model, {official name: array}, model_name=) -> None; raises
+  table: Callable  # config -> [Rule]: the official names and shapes the converter expects
+  hf_repo: str | None
+
+
+_REGISTRY: dict[str, Entry] = {}
+
+
+def register(name: str, config, build, converter, hf_repo=None):
+  """`converter` is a module of zoo/convert with `table(config)` and `load_state_dict`."""
+  if name in _REGISTRY:
+    raise ValueError(f"model {name!r} is registered twice")
+  _REGISTRY[name] = Entry(name, config, build, converter.load_state_dict, converter.table, hf_repo)
+
+
+def _register_families():
+  from zoo.configs import maskgit_vqgan, titok
+  from zoo.convert import maskgit_vqgan as maskgit_convert
+  from zoo.convert import titok as titok_convert
+  from models.image.maskgit_vqgan import MaskGitVQGAN
+  from models.image.titok import TiTok
+
+  for name, (cfg, repo) in titok.MODELS.items():
+    register(name, cfg, lambda c, rngs: TiTok(c, rngs=rngs), titok_convert, repo)
+  for name, (cfg, repo) in maskgit_vqgan.MODELS.items():
+    register(name, cfg, lambda c, rngs: MaskGitVQGAN(c, rngs=rngs), maskgit_convert, repo)
+
+
+def _entries() -> dict[str, Entry]:
+  if not _REGISTRY:
+    _register_families()
+  return _REGISTRY
+
+
+def list_models() -> list[str]:
+  return sorted(_entries())
+
+
+def get(name: str) -> Entry:
+  entries = _entries()
+  if name not in entries:
+    raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(entries))}")
+  return entries[name]
+
+
+def create(name: str, *, seed: int = 0, **overrides) -> nnx.Module:
+  """A randomly initialised model; `overrides` replace fields of its config."""
+  entry = get(name)
+  cfg = dataclasses.replace(entry.config, **overrides) if overrides else entry.config
+  return entry.build(cfg, nnx.Rngs(seed))
+
+
+def from_pretrained(name: str, checkpoint: str | None = None, **overrides) -> nnx.Module:
+  """The model with released weights from a HF repo dir, a .safetensors/.bin file or a repo id."""
+  from zoo.convert.files import read_checkpoint
+  entry = get(name)
+  state_dict = read_checkpoint(checkpoint or entry.hf_repo, model_name=name)
+  # Shapes only: every parameter is then filled from the checkpoint (the loader checks it).
+  model = nnx.eval_shape(lambda: create(name, **overrides))
+  entry.load_state_dict(model, state_dict, model_name=name)
+  return model
