@@ -18,7 +18,8 @@ def seeded_tensor(name: str, shape, seed: int = 0) -> np.ndarray:
     return (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
   if leaf == "bias" or len(shape) <= 1:
     return (0.02 * rng.standard_normal(shape)).astype(np.float32)
-  if leaf == "weight" and len(shape) >= 2 and "embedding" not in name:
+  # `weight` and packed names such as MultiheadAttention's `in_proj_weight`.
+  if leaf.endswith("weight") and len(shape) >= 2 and "embedding" not in name:
     fan_in = int(np.prod(shape[1:]))  # torch layouts: [out, in, ...]
     return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
   # Embeddings, codebooks, learned tokens.
