@@ -40,7 +40,7 @@ def eval_box(photo: np.ndarray, crop_index: int) -> tuple[int, int, int]:
   h, w = photo.shape[:2]
   short = min(h, w)
   if crop_index == 0:
-    return (h - short) // 2, (w - short) // 2, short
+    return int(round((h - short) / 2)), int(round((w - short) / 2)), short
   rng = np.random.default_rng([_EVAL_SEED, crop_index])
   side = int(rng.uniform(EVAL_MIN_SCALE, 1.0) * short)
   return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side

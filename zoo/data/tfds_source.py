@@ -18,15 +18,14 @@ def _how_to_prepare(name: str, data_dir: str) -> str:
       f"at a directory where it is prepared.")
 
 
-def open_builder(name: str, data_dir: str | None):
+def open_builder(name: str, data_dir: str):
   """The prepared builder, or an error that says where TFDS looked and how to prepare it."""
-  data_dir = data_dir or tfds.core.constants.get_default_data_dir()
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:
     raise FileNotFoundError(
         f"TFDS dataset {name!r} is neither a known TFDS name nor prepared under "
-        f"data_dir={data_dir}.\n" + _how_to_prepare(name, data_dir)) from e
+        f"data_dir={data_dir} (the data_dir argument or $TFDS_DATA_DIR).") from e
   root = builder.data_dir
   if not builder.is_prepared():
     raise FileNotFoundError(

@@ -83,5 +83,5 @@ def random_scale_crop_flip(
 
 
 def resize_box(image: np.ndarray, box, size: int) -> np.ndarray:
-  """The (left, top, right, bottom) region of `image`, fractional allowed, resized to size x size."""
+  """The (left, top, right, bottom) region of `image` (fractions allowed) resized to size^2."""
   return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC, box=tuple(box)))
