@@ -18,6 +18,7 @@ class Entry:
   load_state_dict: Callable  # (model, {official name: array}, model_name=) -> None; raises
   table: Callable  # config -> [Rule]: the official names and shapes the converter expects
   hf_repo: str | None
+  check_config: Callable | None = None  # (config, config.json dict, model_name=, source=)
 
 
 _REGISTRY: dict[str, Entry] = {}
@@ -27,7 +28,8 @@ def register(name: str, config, build, converter, hf_repo=None):
   """`converter` is a module of zoo/convert with `table(config)` and `load_state_dict`."""
   if name in _REGISTRY:
     raise ValueError(f"model {name!r} is registered twice")
-  _REGISTRY[name] = Entry(name, config, build, converter.load_state_dict, converter.table, hf_repo)
+  _REGISTRY[name] = Entry(name, config, build, converter.load_state_dict, converter.table, hf_repo,
+                           getattr(converter, "check_config", None))
 
 
 def _register_families():
@@ -69,10 +71,14 @@ def create(name: str, *, seed: int = 0, **overrides) -> nnx.Module:
 
 def from_pretrained(name: str, checkpoint: str | None = None, **overrides) -> nnx.Module:
   """The model with released weights from a HF repo dir, a .safetensors/.bin file or a repo id."""
-  from zoo.convert.files import read_checkpoint
+  from zoo.convert.files import read_checkpoint, read_repo_config
   entry = get(name)
-  state_dict = read_checkpoint(checkpoint or entry.hf_repo, model_name=name)
+  source = checkpoint or entry.hf_repo
   # Shapes only: every parameter is then filled from the checkpoint (the loader checks it).
   model = nnx.eval_shape(lambda: create(name, **overrides))
+  hf_config = read_repo_config(source)  # a repo dir's config.json: a clear "other model" error
+  if hf_config is not None and entry.check_config is not None:
+    entry.check_config(model.config, hf_config, model_name=name, source=source)
+  state_dict = read_checkpoint(source, model_name=name)
   entry.load_state_dict(model, state_dict, model_name=name)
   return model

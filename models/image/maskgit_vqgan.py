@@ -4,6 +4,7 @@
 """
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -40,13 +41,16 @@ class MaskGitVQGAN(nnx.Module):
 
   def decode(self, ids, *, clip: bool = True):
     side = self.config.image_size // self.config.downsample
+    if not hasattr(ids, "ndim"):
+      raise TypeError(f"token ids must be an array; got {type(ids).__name__}")
     if ids.ndim != 2 or ids.shape[1] != side * side:
       raise ValueError(f"ids must be [B, {side * side}] (a {side}x{side} grid); got {ids.shape}")
     if not jnp.issubdtype(ids.dtype, jnp.integer):
       raise TypeError(f"token ids must be integers; got {ids.dtype}")
-    lo, hi = int(np.min(ids)), int(np.max(ids))
-    if lo < 0 or hi >= self.config.codebook_size:
-      raise ValueError(f"token ids must be in [0, {self.config.codebook_size}); got [{lo}, {hi}]")
+    if not isinstance(ids, jax.core.Tracer) and ids.size:  # values only when concrete
+      lo, hi = int(np.min(ids)), int(np.max(ids))
+      if lo < 0 or hi >= self.config.codebook_size:
+        raise ValueError(f"token ids must be in [0, {self.config.codebook_size}); got [{lo}, {hi}]")
     out = _decode(self, ids)
     return jnp.clip(out, 0.0, 1.0) if clip else out
 
@@ -58,11 +62,12 @@ class MaskGitVQGAN(nnx.Module):
 @nnx.jit
 def _encode(model: MaskGitVQGAN, images):
   _, aux = model.quantize(model.encoder(images))
-  return aux["ids"].reshape(images.shape[0], -1)
+  side = images.shape[1] // model.config.downsample  # not -1: that fails for an empty batch
+  return aux["ids"].reshape(images.shape[0], side * side)
 
 
 @nnx.jit
 def _decode(model: MaskGitVQGAN, ids):
   side = int(round(ids.shape[1] ** 0.5))
-  codes = model.quantize.lookup(ids).reshape(ids.shape[0], side, side, -1)
+  codes = model.quantize.lookup(ids).reshape(ids.shape[0], side, side, model.config.cnn.z_channels)
   return model.decoder(codes)

@@ -259,6 +259,8 @@ class TiTok(nnx.Module):
 
   def _check_tokens(self, tokens):
     k_max = self.config.num_latent_tokens
+    if not hasattr(tokens, "ndim"):
+      raise TypeError(f"tokens must be an array; got {type(tokens).__name__}")
     if self.quantize is not None:
       if tokens.ndim != 2:
         raise ValueError(f"token ids must be [B, k]; got shape {tokens.shape}")
@@ -269,8 +271,13 @@ class TiTok(nnx.Module):
         if lo < 0 or hi >= self.config.codebook_size:
           raise ValueError(f"token ids must be in [0, {self.config.codebook_size}); "
                            f"got [{lo}, {hi}]")
-    elif tokens.ndim != 3 or tokens.shape[-1] != self.config.token_size:
-      raise ValueError(f"VAE tokens must be [B, k, {self.config.token_size}]; got {tokens.shape}")
+    else:
+      if tokens.ndim != 3 or tokens.shape[-1] != self.config.token_size:
+        raise ValueError(f"VAE tokens must be [B, k, {self.config.token_size}]; got {tokens.shape}")
+      if not jnp.issubdtype(tokens.dtype, jnp.floating):
+        raise TypeError(f"VAE tokens are continuous and must be float; got {tokens.dtype}")
+      if not isinstance(tokens, jax.core.Tracer) and not np.all(np.isfinite(tokens)):
+        raise ValueError("VAE tokens contain NaN or Inf")
     if not 1 <= tokens.shape[1] <= k_max:
       raise ValueError(f"between 1 and {k_max} tokens can be decoded; got {tokens.shape[1]}")
 

@@ -1,4 +1,5 @@
 """Finds and reads a released checkpoint: a HF repo directory, a single file, or a repo id."""
+import json
 import os
 import pathlib
 
@@ -22,12 +23,16 @@ def read_safetensors(path) -> dict:
 
 
 def _unwrap(obj, path) -> dict:
-  while isinstance(obj, dict) and not any(isinstance(v, np.ndarray) for v in obj.values()):
-    inner = [k for k in _STATE_DICT_KEYS if k in obj]
-    if not inner:
+  # A wrapper key holding a dict wins even when tensors sit beside it ({"model": sd, "step": t}).
+  while isinstance(obj, dict):
+    inner = [k for k in _STATE_DICT_KEYS if isinstance(obj.get(k), dict)]
+    if inner:
+      obj = obj[inner[0]]
+    elif any(isinstance(v, np.ndarray) for v in obj.values()):
+      return dict(obj)
+    else:
       raise CheckpointFormatError(f"{path}: no tensors found (top-level keys {list(obj)[:10]})")
-    obj = obj[inner[0]]
-  return dict(obj)
+  raise CheckpointFormatError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
 
 
 def read_file(path) -> dict:
@@ -42,18 +47,33 @@ def read_file(path) -> dict:
                               "(expected .safetensors, .bin, .pth or .pt)")
 
 
+def _offline() -> bool:
+  return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
 def _download(repo_id: str, model_name: str) -> pathlib.Path:
   filename = RAW_FILES.get(model_name, WEIGHT_FILES[0])
   hint = (f"download {filename} from https://huggingface.co/{repo_id} and pass its path "
           f"(or the directory holding it) as checkpoint=")
-  if os.environ.get("HF_HUB_OFFLINE"):
-    raise FileNotFoundError(f"offline (HF_HUB_OFFLINE is set): {hint}")
-  try:
+  offline = _offline()
+  try:  # offline: the HF cache may still hold it.
     from huggingface_hub import hf_hub_download
-    return pathlib.Path(hf_hub_download(repo_id, filename))
+    return pathlib.Path(hf_hub_download(repo_id, filename, local_files_only=offline))
   except Exception as e:  # no network, unknown repo, missing file: say what to fetch by hand.
-    raise FileNotFoundError(f"could not download {repo_id}/{filename} ({type(e).__name__}); "
-                            f"{hint}") from e
+    why = ("offline (HF_HUB_OFFLINE is set) and not in the HF cache" if offline
+           else f"could not download it ({type(e).__name__})")
+    raise FileNotFoundError(f"{repo_id}/{filename}: {why}; {hint}") from e
+
+
+def read_repo_config(source) -> dict | None:
+  """The config.json of a HF repo directory (the official OmegaConf dump), or None."""
+  path = pathlib.Path(source) / "config.json" if source is not None else None
+  if path is None or not path.is_file():
+    return None
+  try:
+    return json.loads(path.read_text())
+  except (ValueError, UnicodeDecodeError) as e:
+    raise CheckpointFormatError(f"{path}: not valid JSON ({e})") from e
 
 
 def read_checkpoint(source: str | os.PathLike | None, *, model_name: str) -> dict:

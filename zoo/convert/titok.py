@@ -50,3 +50,26 @@ def table(cfg: TiTokConfig) -> list[Rule]:
 
 def load_state_dict(model, state_dict, *, model_name: str = "titok"):
   common.load_state_dict(model, state_dict, table(model.config), model_name=model_name)
+
+
+def check_config(cfg: TiTokConfig, hf_config: dict, *, model_name: str, source=""):
+  """Compares a released config.json (`model.vq_model`, crop size) with `cfg` before any tensor."""
+  vq = (hf_config.get("model") or {}).get("vq_model")
+  if not isinstance(vq, dict):
+    return
+  # Official defaults for keys the older configs leave out (modeling/titok.py).
+  preprocessing = (hf_config.get("dataset") or {}).get("preprocessing") or {}
+  got = {"quantize_mode": "vq", "is_legacy": True, **vq,
+         "crop_size": preprocessing.get("crop_size")}
+  want = {"vit_enc_model_size": cfg.encoder_size, "vit_dec_model_size": cfg.decoder_size,
+          "vit_enc_patch_size": cfg.patch_size, "vit_dec_patch_size": cfg.patch_size,
+          "num_latent_tokens": cfg.num_latent_tokens, "quantize_mode": cfg.quantize_mode,
+          "token_size": cfg.token_size, "is_legacy": cfg.is_legacy, "crop_size": cfg.image_size}
+  if cfg.quantize_mode == "vq":
+    want["codebook_size"] = cfg.codebook_size
+  diffs = [f"{k}: config.json {got[k]!r}, {model_name} {v!r}" for k, v in want.items()
+           if got.get(k) is not None and got[k] != v]
+  if diffs:
+    raise common.CheckpointMismatchError(
+        f"{source}/config.json describes another model than {model_name} (pick the matching "
+        "name or config overrides):\n  " + "\n  ".join(diffs))

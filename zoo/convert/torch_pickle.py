@@ -6,6 +6,7 @@ checkpoint cannot run code on load. Anything else is an error that names the obj
 import collections
 import pickle
 import zipfile
+import zlib
 
 import ml_dtypes
 import numpy as np
@@ -23,6 +24,16 @@ class CheckpointFormatError(ValueError):
 
 
 def _rebuild_tensor(storage, offset, size, stride, *unused):
+  offset = int(offset)
+  if not isinstance(storage, np.ndarray):
+    raise CheckpointFormatError(f"tensor without a storage (got {type(storage).__name__})")
+  size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
+  # as_strided does no bounds checks: a bad size/stride/offset must not read past the storage.
+  last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
+  if offset < 0 or len(size) != len(stride) or min(stride, default=0) < 0 or last >= len(storage):
+    raise CheckpointFormatError(
+        f"tensor of size {size}, stride {stride}, offset {offset} lies outside its storage "
+        f"of {len(storage)} elements (truncated or corrupt)")
   if not size:
     return storage[offset:offset + 1].reshape(()).copy()
   itemsize = storage.dtype.itemsize
@@ -74,14 +85,22 @@ class _Unpickler(pickle.Unpickler):
 
 def load_torch_checkpoint(path) -> dict:
   """Returns the checkpoint's (possibly nested) dict with numpy arrays for tensors."""
+  with open(path, "rb") as f:
+    if f.read(4) != b"PK\x03\x04":
+      raise CheckpointFormatError(
+          f"{path}: not a zip-format torch.save checkpoint (legacy or corrupt file); re-save it "
+          "with torch>=1.6 torch.save, or as .safetensors")
   try:
     archive = zipfile.ZipFile(path)
     pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
     if not pickles:
-      raise CheckpointFormatError(f"{path}: no data.pkl inside; not a torch.save zip checkpoint")
+      raise CheckpointFormatError("no data.pkl inside; not a torch.save zip checkpoint")
     prefix = pickles[0].rsplit("/", 1)[0] if "/" in pickles[0] else ""
     with archive.open(pickles[0]) as f:
       return _Unpickler(f, archive, prefix).load()
-  except (zipfile.BadZipFile, EOFError, KeyError, pickle.UnpicklingError) as e:
+  except CheckpointFormatError as e:
+    raise CheckpointFormatError(f"{path}: {e}") from None
+  except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, pickle.UnpicklingError, ValueError,
+          TypeError) as e:
     raise CheckpointFormatError(
         f"{path}: truncated or corrupt PyTorch checkpoint ({type(e).__name__}: {e})") from e
