@@ -28,8 +28,8 @@ def register(name: str, config, build, converter, hf_repo=None):
   """`converter` is a module of zoo/convert with `table(config)` and `load_state_dict`."""
   if name in _REGISTRY:
     raise ValueError(f"model {name!r} is registered twice")
-  _REGISTRY[name] = Entry(name, config, build, converter.load_state_dict, converter.table, hf_repo,
-                           getattr(converter, "check_config", None))
+  _REGISTRY[name] = Entry(name, config, build, converter.load_state_dict, converter.table,
+                          hf_repo, getattr(converter, "check_config", None))
 
 
 def _register_families():

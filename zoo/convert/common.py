@@ -47,7 +47,8 @@ def linear_rules(torch_prefix: str, path: str, transform=LINEAR) -> list[Rule]:
 
 
 def norm_rules(torch_prefix: str, path: str) -> list[Rule]:
-  return [Rule(f"{torch_prefix}.weight", f"{path}.scale"), Rule(f"{torch_prefix}.bias", f"{path}.bias")]
+  return [Rule(f"{torch_prefix}.weight", f"{path}.scale"),
+          Rule(f"{torch_prefix}.bias", f"{path}.bias")]
 
 
 def model_params(model: nnx.Module) -> dict[str, nnx.Variable]:

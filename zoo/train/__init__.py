@@ -1,0 +1,1 @@
+"""Training: the shared loop, sharding, losses, optimizers, checkpoints and logging."""

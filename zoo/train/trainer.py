@@ -1,0 +1,188 @@
+"""The training loop every tokenizer shares: one jitted step over a (data, fsdp, model) mesh.
+
+State is a plain pytree {step, params, opt_state, ema, rng} so that jit shardings, donation and
+Orbax see exactly what is trained. The same code runs on one CPU, N fake devices or a pod.
+"""
+import functools
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+from flax import nnx
+
+from zoo import registry
+from zoo.data import make_eval_batches, make_image_dataset
+from zoo.evals import MeanMetrics, psnr, save_recon_grid, ssim
+from zoo.train import sharding
+from zoo.train.checkpointing import Checkpointer
+from zoo.train.ema import update_ema
+from zoo.train.losses import reconstruction_loss
+from zoo.train.metrics_writer import MetricsWriter
+from zoo.train.optimizer import learning_rate_schedule, make_optimizer
+
+
+def init_state(model: nnx.Module, optimizer, seed: int):
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  state = {
+      "step": jnp.zeros((), jnp.int32),
+      "params": params,
+      "opt_state": optimizer.init(params),
+      "ema": jax.tree.map(jnp.copy, params),
+      "rng": jax.random.PRNGKey(seed),
+  }
+  return graphdef, rest, state
+
+
+def train_step(state, images, *, graphdef, rest, optimizer, schedule, config):
+  rng = jax.random.fold_in(state["rng"], state["step"])
+
+  def loss_fn(params):
+    model = nnx.merge(graphdef, params, rest)
+    out = model(images, train=True, rngs=nnx.Rngs(sample=rng))
+    return reconstruction_loss(out, images, config.loss)
+
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+  updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+  params = optax.apply_updates(state["params"], updates)
+  metrics = {**metrics, "grad_norm": optax.tree.norm(grads),
+             "learning_rate": schedule(state["step"])}
+  new_state = {
+      "step": state["step"] + 1,
+      "params": params,
+      "opt_state": opt_state,
+      "ema": update_ema(state["ema"], params, config.ema_decay),
+      "rng": state["rng"],
+  }
+  return new_state, metrics
+
+
+def reconstruct(params, images, *, graphdef, rest):
+  model = nnx.merge(graphdef, params, rest)
+  recon = jnp.clip(model(images, train=False)["recon"].astype(jnp.float32), 0.0, 1.0)
+  return recon, psnr(images, recon), ssim(images, recon)
+
+
+def load_trained_model(workdir, *, weights: str = "ema", step: int | None = None) -> nnx.Module:
+  """The model of a training run with its `weights` ("ema" or "params") from the checkpoint."""
+  workdir = pathlib.Path(workdir)
+  config_file = workdir / "config.json"
+  if not config_file.is_file():
+    raise FileNotFoundError(f"{workdir} is not a training workdir (no config.json)")
+  if weights not in ("ema", "params"):
+    raise ValueError(f"weights must be 'ema' or 'params', got {weights!r}")
+  config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
+  model = registry.create(config.model, seed=config.seed)
+  graphdef, rest, state = init_state(model, make_optimizer(config), config.seed)
+  checkpointer = Checkpointer(workdir / "checkpoints", every_steps=1, keep=1)
+  if checkpointer.latest_step() is None:
+    raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
+  state = checkpointer.restore_state(state, step)
+  checkpointer.close()
+  return nnx.merge(graphdef, state[weights], rest)
+
+
+class Trainer:
+
+  def __init__(self, config, workdir):
+    self.config = config
+    self.workdir = pathlib.Path(workdir)
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    if jax.process_index() == 0:  # eval.py rebuilds the model and state layout from it.
+      (self.workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+    self.mesh = sharding.make_mesh(config.mesh)
+    model = registry.create(config.model, seed=config.seed)
+    self.image_size = model.config.image_size
+    self.optimizer = make_optimizer(config)
+    self.graphdef, self.rest, state = init_state(model, self.optimizer, config.seed)
+    self.state_sharding = jax.tree.map(lambda _: sharding.replicated(self.mesh), state)
+    self.state = jax.device_put(state, self.state_sharding)
+
+    batch = sharding.batch_sharding(self.mesh)
+    self._train_step = jax.jit(
+        functools.partial(train_step, graphdef=self.graphdef, rest=self.rest,
+                          optimizer=self.optimizer, schedule=learning_rate_schedule(config),
+                          config=config),
+        in_shardings=(self.state_sharding, batch),
+        out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+        donate_argnums=0)
+    self._reconstruct = jax.jit(functools.partial(
+        reconstruct, graphdef=self.graphdef, rest=self.rest))
+
+    if config.batch_size % jax.process_count():
+      raise ValueError(f"batch_size {config.batch_size} is not divisible by "
+                       f"{jax.process_count()} processes")
+    self.train_data = iter(make_image_dataset(
+        config.data, image_size=self.image_size,
+        batch_size=config.batch_size // jax.process_count(),
+        train=True, seed=config.seed, process_index=jax.process_index(),
+        process_count=jax.process_count()))
+    self.eval_batches = make_eval_batches(
+        config.eval_data, image_size=self.image_size, batch_size=config.eval_batch_size,
+        num_images=config.num_eval_images)
+    self.checkpointer = Checkpointer(self.workdir / "checkpoints",
+                                     every_steps=config.checkpoint_every,
+                                     keep=config.keep_checkpoints)
+    self.writer = MetricsWriter(self.workdir)
+
+  @property
+  def step(self) -> int:
+    return int(self.state["step"])
+
+  def restore_if_any(self) -> bool:
+    if self.checkpointer.latest_step() is None:
+      return False
+    self.state = self.checkpointer.restore(self.state, self.train_data)
+    return True
+
+  def evaluate(self, params_key: str = "params", *, grid_path=None) -> dict:
+    means = MeanMetrics()
+    for i, images in enumerate(self.eval_batches):
+      recon, p, s = self._reconstruct(self.state[params_key], jnp.asarray(images))
+      means.update(psnr=np.asarray(p), ssim=np.asarray(s))
+      if i == 0 and grid_path is not None and jax.process_index() == 0:
+        save_recon_grid(grid_path, images, np.asarray(recon))
+    return means.result()
+
+  def log_eval(self):
+    grid = self.workdir / "recon" / f"step_{self.step:07d}.png"
+    metrics = {f"eval/{k}": v for k, v in self.evaluate(grid_path=grid).items()}
+    metrics.update({f"eval/ema_{k}": v for k, v in self.evaluate("ema").items()})
+    self.writer.write(self.step, metrics)
+    return metrics
+
+  def train(self, *, until: int | None = None):
+    """Trains to `config.total_steps`, or stops after step `until` (an interrupted run)."""
+    config = self.config
+    until = config.total_steps if until is None else min(until, config.total_steps)
+    if not self.restore_if_any():
+      self.log_eval()  # the step-0 baseline
+    bar = tqdm.tqdm(total=config.total_steps, initial=self.step, desc="train",
+                    disable=jax.process_index() != 0, dynamic_ncols=True)
+    last = time.perf_counter()
+    while self.step < until:
+      images = sharding.global_batch(next(self.train_data)["image"], self.mesh)
+      self.state, metrics = self._train_step(self.state, images)
+      step = self.step
+      bar.update(1)
+      if step % config.log_every == 0 or step == config.total_steps:
+        now = time.perf_counter()
+        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        metrics["steps_per_sec"] = config.log_every / (now - last)
+        last = now
+        if not np.isfinite(metrics["loss"]):
+          raise FloatingPointError(f"loss is {metrics['loss']} at step {step}")
+        self.writer.write(step, metrics)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+      if step % config.eval_every == 0 or step == config.total_steps:
+        bar.set_postfix(psnr=f"{self.log_eval()['eval/psnr']:.2f}")
+      self.checkpointer.save(step, self.state, self.train_data, force=step == until)
+    bar.close()
+    self.checkpointer.wait()
+    self.checkpointer.close()
+    return self.state
