@@ -3,6 +3,7 @@
 `encode(images) -> ids [B, (H/16)*(W/16)]` row-major; `decode(ids) -> images`.
 """
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -59,14 +60,14 @@ class MaskGitVQGAN(nnx.Module):
     return {"recon": self.decoder(z_q), **aux}
 
 
-@nnx.jit
+@functools.partial(nnx.jit, graph=False)  # tree mode: ~2 ms per call instead of ~35
 def _encode(model: MaskGitVQGAN, images):
   _, aux = model.quantize(model.encoder(images))
   side = images.shape[1] // model.config.downsample  # not -1: that fails for an empty batch
   return aux["ids"].reshape(images.shape[0], side * side)
 
 
-@nnx.jit
+@functools.partial(nnx.jit, graph=False)  # tree mode: ~2 ms per call instead of ~35
 def _decode(model: MaskGitVQGAN, ids):
   side = int(round(ids.shape[1] ** 0.5))
   codes = model.quantize.lookup(ids).reshape(ids.shape[0], side, side, model.config.cnn.z_channels)

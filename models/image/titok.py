@@ -282,23 +282,23 @@ class TiTok(nnx.Module):
       raise ValueError(f"between 1 and {k_max} tokens can be decoded; got {tokens.shape[1]}")
 
 
-@nnx.jit
+@functools.partial(nnx.jit, graph=False)  # tree mode: ~2 ms per call instead of ~35
 def _encode_ids(model: TiTok, images):
   _, aux = model.quantize(model.encode_latents(images))
   return aux["ids"]
 
 
-@nnx.jit
+@functools.partial(nnx.jit, graph=False)  # tree mode: ~2 ms per call instead of ~35
 def _encode_mode(model: TiTok, images):
   return DiagonalGaussian(model.encode_latents(images)).mode()
 
 
-@nnx.jit
+@functools.partial(nnx.jit, graph=False)  # tree mode: ~2 ms per call instead of ~35
 def _encode_sample(model: TiTok, images, key):
   return DiagonalGaussian(model.encode_latents(images)).sample(key)
 
 
-@nnx.jit
+@functools.partial(nnx.jit, graph=False)  # tree mode: ~2 ms per call instead of ~35
 def _decode(model: TiTok, tokens):
   z = model.quantize.lookup(tokens) if model.quantize is not None else tokens
   return model.decode_latents(z.astype(jnp.float32))
