@@ -119,3 +119,33 @@ def test_eval_cli_writes_results_and_grid(tmp_path):
   assert results["num_images"] == 8 and 5 < results["psnr"] < 40
   assert 0 < results["codebook_usage"] <= 1 and results["codebook_perplexity"] >= 1
   assert (out / "recon_grid.png").is_file() and '"psnr"' in result.stdout
+
+
+def test_eval_cli_loads_a_released_checkpoint_file(tmp_path):
+  from flax import nnx
+  from safetensors.numpy import save_file
+  from zoo import registry
+  from zoo.convert.common import expected_torch_shapes
+  from zoo.convert.seeded import seeded_state_dict
+  entry = registry.get("titok_tiny_vq")
+  model = nnx.eval_shape(lambda: registry.create("titok_tiny_vq"))
+  save_file(seeded_state_dict(expected_torch_shapes(model, entry.table(model.config))),
+            str(tmp_path / "model.safetensors"))
+  out = tmp_path / "eval"
+  subprocess.run(
+      [sys.executable, str(ROOT / "eval.py"), "--model=titok_tiny_vq",
+       f"--checkpoint={tmp_path / 'model.safetensors'}", f"--out={out}", "--num=4",
+       "--batch_size=4"],
+      env={**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}, capture_output=True,
+      text=True, timeout=300, check=True)
+  assert json.loads((out / "results.json").read_text())["num_images"] == 4
+
+
+def test_default_training_raises_heldout_psnr_by_3db(tmp_path):
+  """The README's `python train.py --workdir DIR`: tiny TiTok, built-in photos, 600 steps."""
+  subprocess.run([sys.executable, str(ROOT / "train.py"), f"--workdir={tmp_path}"],
+                 env={**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}, check=True,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900)
+  evals = [r for r in read_metrics(tmp_path) if "eval/psnr" in r]
+  assert evals[0]["step"] == 0 and evals[-1]["step"] == 600
+  assert evals[-1]["eval/psnr"] - evals[0]["eval/psnr"] >= 3.0
