@@ -39,6 +39,18 @@ def init_state(model: nnx.Module, optimizer, seed: int):
   return graphdef, rest, state
 
 
+def state_shardings(state, optimizer, mesh):
+  """Parameters and EMA by their logical axes, Adam moments like their parameters."""
+  params = sharding.param_shardings(state["params"], mesh)
+  return {
+      "step": sharding.replicated(mesh),
+      "params": params,
+      "opt_state": sharding.optimizer_shardings(optimizer, state["opt_state"], params, mesh),
+      "ema": params,
+      "rng": sharding.replicated(mesh),
+  }
+
+
 def train_step(state, images, *, graphdef, rest, optimizer, schedule, config):
   rng = jax.random.fold_in(state["rng"], state["step"])
 
@@ -100,7 +112,7 @@ class Trainer:
     self.image_size = model.config.image_size
     self.optimizer = make_optimizer(config)
     self.graphdef, self.rest, state = init_state(model, self.optimizer, config.seed)
-    self.state_sharding = jax.tree.map(lambda _: sharding.replicated(self.mesh), state)
+    self.state_sharding = state_shardings(state, self.optimizer, self.mesh)
     self.state = jax.device_put(state, self.state_sharding)
 
     batch = sharding.batch_sharding(self.mesh)
