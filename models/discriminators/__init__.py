@@ -1,1 +1,4 @@
-"""discriminators."""
+"""Discriminators for adversarial tokenizer training."""
+from models.discriminators.nlayer import NLayerDiscriminator, NLayerDiscriminatorConfig
+
+__all__ = ["NLayerDiscriminator", "NLayerDiscriminatorConfig"]
