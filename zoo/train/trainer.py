@@ -155,7 +155,8 @@ class Trainer:
   def evaluate(self, params_key: str = "params", *, grid_path=None) -> dict:
     means = MeanMetrics()
     for i, images in enumerate(self.eval_batches):
-      recon, p, s = self._reconstruct(self.state[params_key], jnp.asarray(images))
+      # numpy in: every process passes the same images, a replicated global input.
+      recon, p, s = self._reconstruct(self.state[params_key], images)
       means.update(psnr=np.asarray(p), ssim=np.asarray(s))
       if i == 0 and grid_path is not None and jax.process_index() == 0:
         save_recon_grid(grid_path, images, np.asarray(recon))
