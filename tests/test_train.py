@@ -77,34 +77,67 @@ def test_trained_model_loads_for_evaluation(tmp_path):
     load_trained_model(tmp_path / "nothing")
 
 
-def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
-  """SIGKILL mid-run, then the same command continues from the last saved step."""
-  cmd = [sys.executable, str(ROOT / "train.py"), f"--workdir={tmp_path}",
-         "--config.total_steps=40", "--config.checkpoint_every=10", "--config.eval_every=40",
-         "--config.batch_size=8", "--config.num_eval_images=8", "--config.eval_batch_size=8",
-         "--config.log_every=1"]
-  env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
-  proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  checkpoints = tmp_path / "checkpoints"
-  deadline = time.time() + 240
-  while time.time() < deadline and proc.poll() is None:
-    steps = [int(p.name) for p in checkpoints.glob("*") if p.name.isdigit()]
-    if any(s >= 10 for s in steps):
-      break
+def _train_cmd(workdir, *extra):
+  return [sys.executable, str(ROOT / "train.py"), f"--workdir={workdir}",
+          "--config.total_steps=40", "--config.eval_every=40", "--config.batch_size=8",
+          "--config.num_eval_images=8", "--config.eval_batch_size=8", "--config.log_every=1",
+          *extra]
+
+
+SUBPROCESS_ENV = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+
+
+def _wait_for(predicate, proc, seconds=240):
+  deadline = time.time() + seconds
+  while time.time() < deadline and proc.poll() is None and not predicate():
     time.sleep(0.2)
-  assert proc.poll() is None, "training ended before it could be killed"
+  assert proc.poll() is None, "training ended before it could be interrupted"
+
+
+def _losses_by_step(workdir) -> dict:
+  return {r["step"]: r["loss"] for r in read_metrics(workdir) if "loss" in r}  # last write wins
+
+
+def test_sigterm_saves_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path):
+  reference = tmp_path / "reference"
+  subprocess.run(_train_cmd(reference, "--config.checkpoint_every=100"), env=SUBPROCESS_ENV,
+                 check=True, capture_output=True, timeout=300)
+  workdir = tmp_path / "preempted"
+  cmd = _train_cmd(workdir, "--config.checkpoint_every=100")  # no periodic save before 40
+  proc = subprocess.Popen(cmd, env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  _wait_for(lambda: (workdir / "metrics.jsonl").exists() and
+            max(_losses_by_step(workdir), default=0) >= 5, proc)
+  proc.send_signal(signal.SIGTERM)
+  assert proc.wait(timeout=120) == 0  # a clean exit
+  stopped = max(_losses_by_step(workdir))
+  assert 5 <= stopped < 40
+  assert (workdir / "checkpoints" / str(stopped)).is_dir()
+  subprocess.run(cmd, env=SUBPROCESS_ENV, check=True, capture_output=True, timeout=300)
+  assert _losses_by_step(workdir) == _losses_by_step(reference)  # every step, bit for bit
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+  """SIGKILL after a save: the same command continues from that save, step for step."""
+  reference = tmp_path / "reference"
+  subprocess.run(_train_cmd(reference, "--config.checkpoint_every=100"), env=SUBPROCESS_ENV,
+                 check=True, capture_output=True, timeout=300)
+  workdir = tmp_path / "killed"
+  cmd = _train_cmd(workdir, "--config.checkpoint_every=10")
+  proc = subprocess.Popen(cmd, env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  checkpoints = workdir / "checkpoints"
+  _wait_for(lambda: checkpoints.exists() and any(
+      p.name.isdigit() and int(p.name) >= 10 for p in checkpoints.iterdir()), proc)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  killed_at = max(r["step"] for r in read_metrics(tmp_path))
-  assert killed_at < 40
-  subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                 timeout=300)
-  rows = read_metrics(tmp_path)
-  steps = [r["step"] for r in rows if "loss" in r]
+  assert max(_losses_by_step(workdir)) < 40
+  subprocess.run(cmd, env=SUBPROCESS_ENV, check=True, capture_output=True, timeout=300)
+  steps = [r["step"] for r in read_metrics(workdir) if "loss" in r]
   restart = next(i for i in range(1, len(steps)) if steps[i] <= steps[i - 1])
   assert steps[restart] - 1 in (10, 20, 30)  # resumed right after a saved step, not from 0
-  assert steps[-1] == 40
-  assert json.loads((tmp_path / "config.json").read_text())["total_steps"] == 40
+  assert _losses_by_step(workdir) == _losses_by_step(reference)
+  assert json.loads((workdir / "config.json").read_text())["total_steps"] == 40
 
 
 def test_eval_cli_writes_results_and_grid(tmp_path):

@@ -6,6 +6,8 @@ Orbax see exactly what is trained. The same code runs on one CPU, N fake devices
 import functools
 import json
 import pathlib
+import signal
+import threading
 import time
 
 import jax
@@ -15,6 +17,7 @@ import numpy as np
 import optax
 import tqdm
 from flax import nnx
+from jax.experimental import multihost_utils
 
 from zoo import registry
 from zoo.data import make_eval_batches, make_image_dataset
@@ -142,6 +145,18 @@ class Trainer:
                                      keep=config.keep_checkpoints)
     self.writer = MetricsWriter(self.workdir)
 
+  def _install_preemption_handler(self):
+    """SIGTERM (preemption) asks the loop to save and return after the current step."""
+    self._stop_requested = False
+    if threading.current_thread() is threading.main_thread():
+      signal.signal(signal.SIGTERM, lambda *_: setattr(self, "_stop_requested", True))
+
+  def _should_stop(self) -> bool:
+    if jax.process_count() == 1:
+      return self._stop_requested
+    # Every process must stop at the same step, whichever one received the signal.
+    return bool(multihost_utils.process_allgather(np.asarray(self._stop_requested)).any())
+
   @property
   def step(self) -> int:
     return int(self.state["step"])
@@ -173,6 +188,7 @@ class Trainer:
     """Trains to `config.total_steps`, or stops after step `until` (an interrupted run)."""
     config = self.config
     until = config.total_steps if until is None else min(until, config.total_steps)
+    self._install_preemption_handler()
     if not self.restore_if_any():
       self.log_eval()  # the step-0 baseline
     bar = tqdm.tqdm(total=config.total_steps, initial=self.step, desc="train",
@@ -194,7 +210,11 @@ class Trainer:
         bar.set_postfix(loss=f"{metrics['loss']:.4f}")
       if step % config.eval_every == 0 or step == config.total_steps:
         bar.set_postfix(psnr=f"{self.log_eval()['eval/psnr']:.2f}")
-      self.checkpointer.save(step, self.state, self.train_data, force=step == until)
+      stop = self._should_stop()
+      self.checkpointer.save(step, self.state, self.train_data, force=step == until or stop)
+      if stop:
+        bar.write(f"stopping at step {step} on SIGTERM; saved a checkpoint")
+        break
     bar.close()
     self.checkpointer.wait()
     self.checkpointer.close()
