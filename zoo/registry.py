@@ -14,11 +14,12 @@ from flax import nnx
 class Entry:
   name: str
   config: object
-  build: Callable  # (config, rngs) -> nnx.Module
+  build: Callable  # (config, rngs, dtype=None) -> nnx.Module
   load_state_dict: Callable  # (model, {official name: array}, model_name=) -> None; raises
   table: Callable  # config -> [Rule]: the official names and shapes the converter expects
   hf_repo: str | None
   check_config: Callable | None = None  # (config, config.json dict, model_name=, source=)
+  read_checkpoint: Callable | None = None  # (source, model_name=) -> state dict; default files'
 
 
 _REGISTRY: dict[str, Entry] = {}
@@ -29,7 +30,8 @@ def register(name: str, config, build, converter, hf_repo=None):
   if name in _REGISTRY:
     raise ValueError(f"model {name!r} is registered twice")
   _REGISTRY[name] = Entry(name, config, build, converter.load_state_dict, converter.table,
-                          hf_repo, getattr(converter, "check_config", None))
+                          hf_repo, getattr(converter, "check_config", None),
+                          getattr(converter, "read_checkpoint", None))
 
 
 def _register_families():
@@ -40,9 +42,22 @@ def _register_families():
   from models.image.titok import TiTok
 
   for name, (cfg, repo) in titok.MODELS.items():
-    register(name, cfg, lambda c, rngs: TiTok(c, rngs=rngs), titok_convert, repo)
+    register(name, cfg, lambda c, rngs, dtype=None: TiTok(c, rngs=rngs, dtype=dtype),
+             titok_convert, repo)
   for name, (cfg, repo) in maskgit_vqgan.MODELS.items():
-    register(name, cfg, lambda c, rngs: MaskGitVQGAN(c, rngs=rngs), maskgit_convert, repo)
+    register(name, cfg, lambda c, rngs, dtype=None: MaskGitVQGAN(c, rngs=rngs, dtype=dtype),
+             maskgit_convert, repo)
+
+  from zoo.configs import perception
+  from zoo.convert import convnext as convnext_convert
+  from zoo.convert import lpips as lpips_convert
+  from models.perception.convnext import ConvNeXt
+  from models.perception.vgg_lpips import LPIPS
+  builders = {"lpips_vgg": (LPIPS, lpips_convert),
+              "convnext_s_imagenet": (ConvNeXt, convnext_convert)}
+  for name, (cfg, repo) in perception.MODELS.items():
+    module, converter = builders[name]
+    register(name, cfg, lambda c, rngs, m=module: m(c, rngs=rngs), converter, repo)
 
 
 def _entries() -> dict[str, Entry]:
@@ -62,11 +77,16 @@ def get(name: str) -> Entry:
   return entries[name]
 
 
-def create(name: str, *, seed: int = 0, **overrides) -> nnx.Module:
-  """A randomly initialised model; `overrides` replace fields of its config."""
+def create(name: str, *, seed: int = 0, dtype=None, **overrides) -> nnx.Module:
+  """A randomly initialised model; `overrides` replace fields of its config.
+
+  `dtype` is the activation dtype (e.g. jnp.bfloat16); parameters stay float32 and
+  quantizers compute in float32.
+  """
   entry = get(name)
   cfg = dataclasses.replace(entry.config, **overrides) if overrides else entry.config
-  return entry.build(cfg, nnx.Rngs(seed))
+  return entry.build(cfg, nnx.Rngs(seed), dtype=dtype) if dtype else entry.build(
+      cfg, nnx.Rngs(seed))
 
 
 def from_pretrained(name: str, checkpoint: str | None = None, **overrides) -> nnx.Module:
@@ -79,6 +99,6 @@ def from_pretrained(name: str, checkpoint: str | None = None, **overrides) -> nn
   hf_config = read_repo_config(source)  # a repo dir's config.json: a clear "other model" error
   if hf_config is not None and entry.check_config is not None:
     entry.check_config(model.config, hf_config, model_name=name, source=source)
-  state_dict = read_checkpoint(source, model_name=name)
+  state_dict = (entry.read_checkpoint or read_checkpoint)(source, model_name=name)
   entry.load_state_dict(model, state_dict, model_name=name)
   return model

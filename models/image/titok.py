@@ -24,7 +24,7 @@ from flax import nnx
 from models.image.inputs import check_images
 from models.layers.axes import axes
 from models.layers.maskgit_cnn import MaskGitCnnConfig, MaskGitDecoder
-from models.layers.transformer import ResidualAttentionBlock, layer_norm
+from models.layers.transformer import ResidualAttentionBlock, layer_norm, run_blocks
 from models.quantizers.gaussian import DiagonalGaussian
 from models.quantizers.vq import VectorQuantizer
 
@@ -53,6 +53,7 @@ class TiTokConfig:
   is_legacy: bool = True
   finetune_decoder: bool = True  # legacy only: decode to pixels (stage 2) instead of logits
   pixel_cnn: MaskGitCnnConfig = MaskGitCnnConfig()
+  remat: bool = False  # recompute ViT block activations in the backward pass
 
   def __post_init__(self):
     for size in (self.encoder_size, self.decoder_size):
@@ -94,6 +95,7 @@ class TiTokEncoder(nnx.Module):
     width, depth, heads = VIT_SIZES[cfg.encoder_size]
     self.width, self.grid = width, cfg.grid_size
     self.is_legacy = cfg.is_legacy
+    self.remat = cfg.remat
     p = cfg.patch_size
     self.patch_embed = nnx.Conv(
         3, width, (p, p), strides=(p, p), padding="VALID", dtype=dtype, rngs=rngs,
@@ -121,8 +123,7 @@ class TiTokEncoder(nnx.Module):
     latents = latent_tokens + self.latent_token_positional_embedding[...]
     latents = jnp.broadcast_to(latents, (b,) + latents.shape).astype(x.dtype)
     x = self.ln_pre(jnp.concatenate([x, latents], axis=1))
-    for block in self.transformer:
-      x = block(x)
+    x = run_blocks(self.transformer, x, remat=self.remat)
     k = latent_tokens.shape[0]
     x = self.ln_post(x[:, 1 + self.grid ** 2:])
     if self.is_legacy:
@@ -138,6 +139,7 @@ class TiTokDecoder(nnx.Module):
     self.width, self.grid, self.patch = width, cfg.grid_size, cfg.patch_size
     self.num_latent_tokens = cfg.num_latent_tokens
     self.is_legacy = cfg.is_legacy
+    self.remat = cfg.remat
     self.decoder_embed = _dense(cfg.token_size, width, rngs=rngs, dtype=dtype,
                                 names=(None, "embed"))
     scale = width ** -0.5
@@ -172,8 +174,7 @@ class TiTokDecoder(nnx.Module):
     cls = jnp.broadcast_to(self.class_embedding[...], (b, 1, self.width))
     queries = jnp.concatenate([cls, queries], axis=1) + self.positional_embedding[...]
     x = self.ln_pre(jnp.concatenate([queries.astype(x.dtype), x], axis=1))
-    for block in self.transformer:
-      x = block(x)
+    x = run_blocks(self.transformer, x, remat=self.remat)
     x = self.ln_post(x[:, 1:1 + self.grid ** 2]).reshape(b, self.grid, self.grid, self.width)
     if self.is_legacy:
       return self.ffn[1](jnp.tanh(self.ffn[0](x)))

@@ -57,6 +57,15 @@ class Mlp(nnx.Module):
     return self.c_proj(jax.nn.gelu(self.c_fc(x), approximate=False))
 
 
+def run_blocks(blocks, x, *, remat: bool = False):
+  """Applies the blocks in order; `remat` recomputes each block's activations in the backward
+  pass instead of keeping them (less memory, ~1/3 more compute)."""
+  apply = nnx.remat(lambda block, h: block(h)) if remat else (lambda block, h: block(h))
+  for block in blocks:
+    x = apply(block, x)
+  return x
+
+
 class ResidualAttentionBlock(nnx.Module):
   """x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 

@@ -80,5 +80,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval_every = 200 if tiny else 10_000
   c.checkpoint_every = 100 if tiny else 10_000
   c.keep_checkpoints = 3
-  c.mesh = ml_collections.ConfigDict(dict(data=-1))  # -1: all devices on the data axis
+  c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, model=1))  # -1: the rest
+  c.dtype = "float32"  # activations; "bfloat16" keeps float32 master weights and quantizers
+  c.grad_accum_steps = 1  # micro-batches per step (batch_size must divide evenly)
+  c.model_overrides = ml_collections.ConfigDict(dict(remat=False))
   return c

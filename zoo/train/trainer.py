@@ -54,15 +54,45 @@ def state_shardings(state, optimizer, mesh):
   }
 
 
+def create_model(config) -> nnx.Module:
+  return registry.create(config.model, seed=config.seed, dtype=jnp.dtype(config.dtype),
+                         **config.model_overrides.to_dict())
+
+
+def accumulated_grads(loss_fn, params, images, rng, num_micro: int):
+  """Mean loss metrics and gradients over `num_micro` micro-batches, one at a time."""
+  if num_micro == 1:
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, images, rng)
+    return metrics, grads
+  if images.shape[0] % num_micro:
+    raise ValueError(f"batch {images.shape[0]} does not split into {num_micro} micro-batches")
+  # Row i of micro-batch m is row i * num_micro + m: every micro-batch spans all devices.
+  micro = images.reshape(images.shape[0] // num_micro, num_micro, *images.shape[1:])
+  micro = jnp.swapaxes(micro, 0, 1)
+
+  def body(carry, xs):
+    images_m, m = xs
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        params, images_m, jax.random.fold_in(rng, m))
+    return jax.tree.map(jnp.add, carry, (metrics, grads)), None
+
+  zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(
+      lambda: jax.value_and_grad(loss_fn, has_aux=True)(params, micro[0], rng)))
+  (metrics, grads), _ = jax.lax.scan(body, (zeros[0][1], zeros[1]),
+                                     (micro, jnp.arange(num_micro)))
+  return jax.tree.map(lambda t: t / num_micro, (metrics, grads))
+
+
 def train_step(state, images, *, graphdef, rest, optimizer, schedule, config):
   rng = jax.random.fold_in(state["rng"], state["step"])
 
-  def loss_fn(params):
+  def loss_fn(params, images, rng):
     model = nnx.merge(graphdef, params, rest)
     out = model(images, train=True, rngs=nnx.Rngs(sample=rng))
     return reconstruction_loss(out, images, config.loss)
 
-  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+  metrics, grads = accumulated_grads(loss_fn, state["params"], images, rng,
+                                     config.grad_accum_steps)
   updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
   metrics = {**metrics, "grad_norm": optax.tree.norm(grads),
@@ -92,7 +122,7 @@ def load_trained_model(workdir, *, weights: str = "ema", step: int | None = None
   if weights not in ("ema", "params"):
     raise ValueError(f"weights must be 'ema' or 'params', got {weights!r}")
   config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
-  model = registry.create(config.model, seed=config.seed)
+  model = create_model(config)
   graphdef, rest, state = init_state(model, make_optimizer(config), config.seed)
   checkpointer = Checkpointer(workdir / "checkpoints", every_steps=1, keep=1)
   if checkpointer.latest_step() is None:
@@ -111,7 +141,7 @@ class Trainer:
     if jax.process_index() == 0:  # eval.py rebuilds the model and state layout from it.
       (self.workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
     self.mesh = sharding.make_mesh(config.mesh)
-    model = registry.create(config.model, seed=config.seed)
+    model = create_model(config)
     self.image_size = model.config.image_size
     self.optimizer = make_optimizer(config)
     self.graphdef, self.rest, state = init_state(model, self.optimizer, config.seed)
