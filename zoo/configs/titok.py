@@ -49,15 +49,29 @@ MODELS = {
                                    decoder_size="tiny", num_latent_tokens=32, quantize_mode="vae",
                                    token_size=8, use_l2_norm=False, is_legacy=False,
                                    finetune_decoder=False), None),
+    # Stage 1 at 64 px: a 4x4 grid of 1024-way logits, matching the teacher's f16 codes.
+    "titok_tiny_stage1": (TiTokConfig(image_size=64, patch_size=16, encoder_size="tiny",
+                                      decoder_size="tiny", num_latent_tokens=32,
+                                      codebook_size=1024, token_size=12, use_l2_norm=True,
+                                      is_legacy=True, finetune_decoder=False), None),
 }
+_STAGE1_SUFFIX = "_stage1"
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """Training config; `arg` is a registered model name or `tiny` (= titok_tiny_vq)."""
+  """Training config. `arg`: a registered model name, `tiny` (= titok_tiny_vq), `tiny_stage1`,
+  or `<legacy name>_stage1` (e.g. titok_s128_stage1: proxy-code training against the frozen
+  MaskGIT-VQGAN; pass --config.teacher_checkpoint)."""
   arg = arg or "tiny"
-  model = {"tiny": "titok_tiny_vq"}.get(arg, arg)
+  model = {"tiny": "titok_tiny_vq", "tiny_stage1": "titok_tiny_stage1"}.get(arg, arg)
+  stage1 = model.endswith(_STAGE1_SUFFIX) and model not in MODELS or model == "titok_tiny_stage1"
+  if model.endswith(_STAGE1_SUFFIX) and model not in MODELS:
+    model = model[:-len(_STAGE1_SUFFIX)]
+    if model not in MODELS or not MODELS[model][0].is_legacy:
+      raise ValueError(f"{arg!r}: stage 1 exists for the legacy models titok_l32/b64/s128")
   if model not in MODELS:
-    raise ValueError(f"unknown TiTok config {arg!r}; choose 'tiny' or one of {sorted(MODELS)}")
+    raise ValueError(f"unknown TiTok config {arg!r}; choose 'tiny', 'tiny_stage1', "
+                     f"'<name>_stage1' or one of {sorted(MODELS)}")
   tiny = MODELS[model][0].image_size <= 64
   c = ml_collections.ConfigDict()
   c.model = model
@@ -84,4 +98,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.dtype = "float32"  # activations; "bfloat16" keeps float32 master weights and quantizers
   c.grad_accum_steps = 1  # micro-batches per step (batch_size must divide evenly)
   c.model_overrides = ml_collections.ConfigDict(dict(remat=False))
+  # "pixels": L2 + VQ/KL; "proxy_codes": stage-1 cross-entropy against the teacher's codes.
+  c.objective = "proxy_codes" if stage1 else "pixels"
+  c.teacher = "maskgit_vqgan_f16"
+  c.teacher_checkpoint = ""  # maskgit-vqgan-imagenet-f16-256.bin; empty: random (tiny only)
+  c.teacher_overrides = ml_collections.ConfigDict(dict(image_size=64) if tiny else {})
+  if stage1 and not tiny:
+    c.model_overrides.finetune_decoder = False
   return c

@@ -1,4 +1,5 @@
-"""Training losses of the TiTok family (pixel L2 + VQ or KL terms)."""
+"""Training losses of the TiTok family: pixel L2 + VQ or KL terms, and stage-1 proxy codes."""
+import jax
 import jax.numpy as jnp
 
 
@@ -20,3 +21,28 @@ def reconstruction_loss(out: dict, images, weights) -> tuple[jnp.ndarray, dict]:
     metrics["kl"] = kl
   metrics["loss"] = loss
   return loss, metrics
+
+
+def proxy_code_loss(out: dict, proxy_ids, weights) -> tuple[jnp.ndarray, dict]:
+  """TiTok stage 1: cross-entropy of the legacy head's 1024-way logits against the frozen
+  MaskGIT-VQGAN's codes of the same image, plus the quantizer loss."""
+  if "logits" not in out:
+    raise ValueError("the proxy-code objective needs a stage-1 model (legacy head without the "
+                     "pixel decoder, finetune_decoder=False)")
+  logits = out["logits"].astype(jnp.float32)
+  logits = logits.reshape(logits.shape[0], -1, logits.shape[-1])
+  if logits.shape[1] != proxy_ids.shape[1]:
+    raise ValueError(f"{logits.shape[1]} logit positions but {proxy_ids.shape[1]} proxy codes: "
+                     "the model's grid must equal the teacher's (image_size / 16)")
+  ce = per_image_cross_entropy(logits, proxy_ids).mean()
+  loss = ce + weights.quantizer * out["quantizer_loss"]
+  metrics = {"loss": loss, "proxy_ce": ce,
+             "proxy_accuracy": jnp.mean(jnp.argmax(logits, -1) == proxy_ids)}
+  metrics.update({k: out[k] for k in ("quantizer_loss", "codebook_usage", "codebook_perplexity")})
+  return loss, metrics
+
+
+def per_image_cross_entropy(logits, ids):
+  """logits [B, N, C], ids [B, N] -> mean cross-entropy per image [B]."""
+  picked = jnp.take_along_axis(logits, ids[..., None], axis=-1)[..., 0]
+  return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - picked, axis=1)

@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 import optax
 import tqdm
+from absl import logging
 from flax import nnx
 from jax.experimental import multihost_utils
 
@@ -25,7 +26,7 @@ from zoo.evals import MeanMetrics, psnr, save_recon_grid, ssim
 from zoo.train import sharding
 from zoo.train.checkpointing import Checkpointer
 from zoo.train.ema import update_ema
-from zoo.train.losses import reconstruction_loss
+from zoo.train.losses import per_image_cross_entropy, proxy_code_loss, reconstruction_loss
 from zoo.train.metrics_writer import MetricsWriter
 from zoo.train.optimizer import learning_rate_schedule, make_optimizer
 
@@ -83,13 +84,40 @@ def accumulated_grads(loss_fn, params, images, rng, num_micro: int):
   return jax.tree.map(lambda t: t / num_micro, (metrics, grads))
 
 
-def train_step(state, images, *, graphdef, rest, optimizer, schedule, config):
+def create_teacher(config):
+  """The frozen proxy-code teacher of stage 1 as (graphdef, params), or None."""
+  if config.objective == "pixels":
+    return None
+  if config.objective != "proxy_codes":
+    raise ValueError(f"unknown objective {config.objective!r}; 'pixels' or 'proxy_codes'")
+  overrides = config.teacher_overrides.to_dict()
+  if config.teacher_checkpoint:
+    teacher = registry.from_pretrained(config.teacher, config.teacher_checkpoint, **overrides)
+  else:  # Only sensible for the tiny CPU configs: a random but fixed teacher.
+    logging.warning("no teacher_checkpoint: stage 1 distils a randomly initialised %s",
+                    config.teacher)
+    teacher = registry.create(config.teacher, seed=config.seed + 1, **overrides)
+  graphdef, params = nnx.split(teacher)
+  return graphdef, params
+
+
+def proxy_codes(teacher_graphdef, teacher_params, images):
+  teacher = nnx.merge(teacher_graphdef, teacher_params)
+  _, aux = teacher.quantize(teacher.encoder(images))
+  return jax.lax.stop_gradient(aux["ids"].reshape(images.shape[0], -1))
+
+
+def train_step(state, images, teacher_params, *, graphdef, rest, optimizer, schedule, config,
+               teacher_graphdef=None):
   rng = jax.random.fold_in(state["rng"], state["step"])
 
   def loss_fn(params, images, rng):
     model = nnx.merge(graphdef, params, rest)
     out = model(images, train=True, rngs=nnx.Rngs(sample=rng))
-    return reconstruction_loss(out, images, config.loss)
+    if teacher_graphdef is None:
+      return reconstruction_loss(out, images, config.loss)
+    return proxy_code_loss(out, proxy_codes(teacher_graphdef, teacher_params, images),
+                           config.loss)
 
   metrics, grads = accumulated_grads(loss_fn, state["params"], images, rng,
                                      config.grad_accum_steps)
@@ -110,7 +138,16 @@ def train_step(state, images, *, graphdef, rest, optimizer, schedule, config):
 def reconstruct(params, images, *, graphdef, rest):
   model = nnx.merge(graphdef, params, rest)
   recon = jnp.clip(model(images, train=False)["recon"].astype(jnp.float32), 0.0, 1.0)
-  return recon, psnr(images, recon), ssim(images, recon)
+  return recon, {"psnr": psnr(images, recon), "ssim": ssim(images, recon)}
+
+
+def predict_proxy_codes(params, images, teacher_params, *, graphdef, rest, teacher_graphdef):
+  """Stage-1 evaluation: per-image cross-entropy and accuracy against the teacher's codes."""
+  logits = nnx.merge(graphdef, params, rest)(images, train=False)["logits"].astype(jnp.float32)
+  logits = logits.reshape(logits.shape[0], -1, logits.shape[-1])
+  ids = proxy_codes(teacher_graphdef, teacher_params, images)
+  return None, {"proxy_ce": per_image_cross_entropy(logits, ids),
+                "proxy_accuracy": jnp.mean(jnp.argmax(logits, -1) == ids, axis=1)}
 
 
 def load_trained_model(workdir, *, weights: str = "ema", step: int | None = None) -> nnx.Module:
@@ -149,15 +186,23 @@ class Trainer:
     self.state = jax.device_put(state, self.state_sharding)
 
     batch = sharding.batch_sharding(self.mesh)
+    teacher = create_teacher(config)
+    teacher_graphdef, teacher_params = teacher if teacher else (None, {})
+    self.teacher_params = jax.device_put(teacher_params, sharding.replicated(self.mesh))
     self._train_step = jax.jit(
         functools.partial(train_step, graphdef=self.graphdef, rest=self.rest,
                           optimizer=self.optimizer, schedule=learning_rate_schedule(config),
-                          config=config),
-        in_shardings=(self.state_sharding, batch),
+                          config=config, teacher_graphdef=teacher_graphdef),
+        in_shardings=(self.state_sharding, batch, sharding.replicated(self.mesh)),
         out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
         donate_argnums=0)
-    self._reconstruct = jax.jit(functools.partial(
-        reconstruct, graphdef=self.graphdef, rest=self.rest))
+    if teacher is None:
+      self._evaluate_batch = jax.jit(functools.partial(
+          reconstruct, graphdef=self.graphdef, rest=self.rest))
+    else:
+      self._evaluate_batch = jax.jit(functools.partial(
+          predict_proxy_codes, teacher_params=self.teacher_params, graphdef=self.graphdef,
+          rest=self.rest, teacher_graphdef=teacher_graphdef))
 
     if config.batch_size % jax.process_count():
       raise ValueError(f"batch_size {config.batch_size} is not divisible by "
@@ -201,9 +246,9 @@ class Trainer:
     means = MeanMetrics()
     for i, images in enumerate(self.eval_batches):
       # numpy in: every process passes the same images, a replicated global input.
-      recon, p, s = self._reconstruct(self.state[params_key], images)
-      means.update(psnr=np.asarray(p), ssim=np.asarray(s))
-      if i == 0 and grid_path is not None and jax.process_index() == 0:
+      recon, metrics = self._evaluate_batch(self.state[params_key], images)
+      means.update({k: np.asarray(v) for k, v in metrics.items()})
+      if i == 0 and recon is not None and grid_path is not None and jax.process_index() == 0:
         save_recon_grid(grid_path, images, np.asarray(recon))
     return means.result()
 
@@ -226,7 +271,7 @@ class Trainer:
     last = time.perf_counter()
     while self.step < until:
       images = sharding.global_batch(next(self.train_data)["image"], self.mesh)
-      self.state, metrics = self._train_step(self.state, images)
+      self.state, metrics = self._train_step(self.state, images, self.teacher_params)
       step = self.step
       bar.update(1)
       if step % config.log_every == 0 or step == config.total_steps:
@@ -239,7 +284,8 @@ class Trainer:
         self.writer.write(step, metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}")
       if step % config.eval_every == 0 or step == config.total_steps:
-        bar.set_postfix(psnr=f"{self.log_eval()['eval/psnr']:.2f}")
+        bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in self.log_eval().items()
+                         if k in ("eval/psnr", "eval/proxy_ce")})
       stop = self._should_stop()
       self.checkpointer.save(step, self.state, self.train_data, force=step == until or stop)
       if stop:
