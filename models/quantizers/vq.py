@@ -62,7 +62,7 @@ class VectorQuantizer(nnx.Module):
     """z [..., code_dim] -> (quantized z with straight-through gradient, aux dict)."""
     if z.shape[-1] != self.code_dim:
       raise ValueError(f"expected code_dim {self.code_dim} on the last axis, got {z.shape}")
-    z = z.astype(jnp.float32)
+    z = features = z.astype(jnp.float32)
     if self.use_l2_norm:
       z = l2_normalize(z)
     flat = z.reshape(-1, self.code_dim)
@@ -74,6 +74,7 @@ class VectorQuantizer(nnx.Module):
     z_st = z + jax.lax.stop_gradient(z_q - z)
     aux = {
         "ids": ids,
+        "features": features,  # before l2-normalisation, for codebook re-anchoring
         "quantizer_loss": commitment + codebook_loss,
         "commitment_loss": commitment,
         "codebook_loss": codebook_loss,

@@ -20,6 +20,7 @@ from absl import logging
 from flax import nnx
 from jax.experimental import multihost_utils
 
+from models.quantizers.reanchor import reanchor_codebook
 from zoo import registry
 from zoo.data import make_eval_batches, make_image_dataset
 from zoo.evals import MeanMetrics, psnr, save_recon_grid, ssim
@@ -31,7 +32,7 @@ from zoo.train.metrics_writer import MetricsWriter
 from zoo.train.optimizer import learning_rate_schedule, make_optimizer
 
 
-def init_state(model: nnx.Module, optimizer, seed: int):
+def init_state(model: nnx.Module, optimizer, seed: int, *, codebook_reanchor: bool = False):
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   state = {
       "step": jnp.zeros((), jnp.int32),
@@ -40,6 +41,10 @@ def init_state(model: nnx.Module, optimizer, seed: int):
       "ema": jax.tree.map(jnp.copy, params),
       "rng": jax.random.PRNGKey(seed),
   }
+  if codebook_reanchor:
+    if getattr(model, "quantize", None) is None:
+      raise ValueError("codebook_reanchor needs a model with a VQ codebook")
+    state["codebook_usage"] = jnp.zeros((model.quantize.codebook_size,), jnp.float32)
   return graphdef, rest, state
 
 
@@ -52,6 +57,7 @@ def state_shardings(state, optimizer, mesh):
       "opt_state": sharding.optimizer_shardings(optimizer, state["opt_state"], params, mesh),
       "ema": params,
       "rng": sharding.replicated(mesh),
+      **({"codebook_usage": sharding.replicated(mesh)} if "codebook_usage" in state else {}),
   }
 
 
@@ -61,10 +67,15 @@ def create_model(config) -> nnx.Module:
 
 
 def accumulated_grads(loss_fn, params, images, rng, num_micro: int):
-  """Mean loss metrics and gradients over `num_micro` micro-batches, one at a time."""
+  """Mean metrics and gradients over `num_micro` micro-batches, one at a time.
+
+  `loss_fn(params, images, rng) -> (loss, (metrics, extras))`: metrics are averaged, extras
+  (per-example arrays) are concatenated back into batch order.
+  """
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
   if num_micro == 1:
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, images, rng)
-    return metrics, grads
+    (_, (metrics, extras)), grads = grad_fn(params, images, rng)
+    return metrics, extras, grads
   if images.shape[0] % num_micro:
     raise ValueError(f"batch {images.shape[0]} does not split into {num_micro} micro-batches")
   # Row i of micro-batch m is row i * num_micro + m: every micro-batch spans all devices.
@@ -73,15 +84,16 @@ def accumulated_grads(loss_fn, params, images, rng, num_micro: int):
 
   def body(carry, xs):
     images_m, m = xs
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        params, images_m, jax.random.fold_in(rng, m))
-    return jax.tree.map(jnp.add, carry, (metrics, grads)), None
+    (_, (metrics, extras)), grads = grad_fn(params, images_m, jax.random.fold_in(rng, m))
+    return jax.tree.map(jnp.add, carry, (metrics, grads)), extras
 
-  zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(
-      lambda: jax.value_and_grad(loss_fn, has_aux=True)(params, micro[0], rng)))
-  (metrics, grads), _ = jax.lax.scan(body, (zeros[0][1], zeros[1]),
-                                     (micro, jnp.arange(num_micro)))
-  return jax.tree.map(lambda t: t / num_micro, (metrics, grads))
+  (_, (metrics, _)), grads = jax.eval_shape(grad_fn, params, micro[0], rng)
+  zeros = jax.tree.map(jnp.zeros_like, (metrics, grads))
+  (metrics, grads), extras = jax.lax.scan(body, zeros, (micro, jnp.arange(num_micro)))
+  # [num_micro, B / num_micro, ...] -> [B, ...] in the original row order.
+  extras = jax.tree.map(lambda t: jnp.swapaxes(t, 0, 1).reshape(-1, *t.shape[2:]), extras)
+  metrics, grads = jax.tree.map(lambda t: t / num_micro, (metrics, grads))
+  return metrics, extras, grads
 
 
 def create_teacher(config):
@@ -115,14 +127,25 @@ def train_step(state, images, teacher_params, *, graphdef, rest, optimizer, sche
     model = nnx.merge(graphdef, params, rest)
     out = model(images, train=True, rngs=nnx.Rngs(sample=rng))
     if teacher_graphdef is None:
-      return reconstruction_loss(out, images, config.loss)
-    return proxy_code_loss(out, proxy_codes(teacher_graphdef, teacher_params, images),
-                           config.loss)
+      loss, metrics = reconstruction_loss(out, images, config.loss)
+    else:
+      loss, metrics = proxy_code_loss(
+          out, proxy_codes(teacher_graphdef, teacher_params, images), config.loss)
+    extras = {k: out[k] for k in ("features", "ids")} if config.codebook_reanchor else {}
+    return loss, (metrics, extras)
 
-  metrics, grads = accumulated_grads(loss_fn, state["params"], images, rng,
-                                     config.grad_accum_steps)
+  metrics, extras, grads = accumulated_grads(loss_fn, state["params"], images, rng,
+                                             config.grad_accum_steps)
   updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
+  extra_state = {}
+  if config.codebook_reanchor:
+    model = nnx.merge(graphdef, params, rest)
+    codebook, usage = reanchor_codebook(
+        model.quantize.embedding[...], state["codebook_usage"], extras["features"],
+        extras["ids"], use_l2_norm=model.quantize.use_l2_norm)
+    params["quantize"]["embedding"] = params["quantize"]["embedding"].replace(codebook)
+    extra_state["codebook_usage"] = usage
   metrics = {**metrics, "grad_norm": optax.tree.norm(grads),
              "learning_rate": schedule(state["step"])}
   new_state = {
@@ -131,6 +154,7 @@ def train_step(state, images, teacher_params, *, graphdef, rest, optimizer, sche
       "opt_state": opt_state,
       "ema": update_ema(state["ema"], params, config.ema_decay),
       "rng": state["rng"],
+      **extra_state,
   }
   return new_state, metrics
 
@@ -160,7 +184,8 @@ def load_trained_model(workdir, *, weights: str = "ema", step: int | None = None
     raise ValueError(f"weights must be 'ema' or 'params', got {weights!r}")
   config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
   model = create_model(config)
-  graphdef, rest, state = init_state(model, make_optimizer(config), config.seed)
+  graphdef, rest, state = init_state(model, make_optimizer(config), config.seed,
+                                     codebook_reanchor=config.get("codebook_reanchor", False))
   checkpointer = Checkpointer(workdir / "checkpoints", every_steps=1, keep=1)
   if checkpointer.latest_step() is None:
     raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
@@ -181,7 +206,8 @@ class Trainer:
     model = create_model(config)
     self.image_size = model.config.image_size
     self.optimizer = make_optimizer(config)
-    self.graphdef, self.rest, state = init_state(model, self.optimizer, config.seed)
+    self.graphdef, self.rest, state = init_state(model, self.optimizer, config.seed,
+                                                 codebook_reanchor=config.codebook_reanchor)
     self.state_sharding = state_shardings(state, self.optimizer, self.mesh)
     self.state = jax.device_put(state, self.state_sharding)
 
