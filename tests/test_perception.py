@@ -18,6 +18,7 @@ from zoo import registry
 from zoo.convert import convnext as convnext_convert
 from zoo.convert import lpips as lpips_convert
 from zoo.convert.common import CheckpointMismatchError, expected_torch_shapes
+from tests.golden.perception_seeding import tweak
 from zoo.convert.seeded import seeded_state_dict
 from zoo.train.perceptual_loss import parse_mode, perceptual_loss
 
@@ -25,20 +26,6 @@ GOLDEN = pathlib.Path(__file__).parent / "golden"
 SHAPES = {family: {k: tuple(v) for k, v in table.items()} for family, table in
           json.loads((GOLDEN / "perception_shapes.json").read_text()).items()}
 MODES = {"lpips": "lpips", "convnext": "convnext_s", "lpips_convnext": "lpips-convnext_s-1.0-0.1"}
-
-
-def tweak(family, state):
-  """Same as make_perception_golden.tweak: He gain for VGG, |lin|, LayerNorm scales near 1."""
-  out = {}
-  for k, a in state.items():
-    if family == "vgg16" and a.ndim == 4:
-      a = a * np.float32(np.sqrt(2.0))
-    elif family == "lpips_lin":
-      a = np.abs(a)
-    elif family == "convnext_small" and k.endswith(".weight") and a.ndim == 1:
-      a = 1.0 + np.float32(5.0) * a
-    out[k] = a.astype(np.float32)
-  return out
 
 
 def seeded(family, keep=lambda k: True):

@@ -61,18 +61,16 @@ def load_seeded_module():
   return mod
 
 
-def tweak(family, state):
-  """The seeded weights adjusted as the module docstring says; tests/test_perception.py agrees."""
-  out = {}
-  for k, a in state.items():
-    if family == "vgg16" and a.ndim == 4:
-      a = a * np.float32(np.sqrt(2.0))
-    elif family == "lpips_lin":
-      a = np.abs(a)
-    elif family == "convnext_small" and k.endswith(".weight") and a.ndim == 1:
-      a = 1.0 + np.float32(5.0) * a
-    out[k] = a.astype(np.float32)
-  return out
+def load_tweak():
+  """tests/golden/perception_seeding.py's tweak, loaded by path like seeded.py."""
+  spec = importlib.util.spec_from_file_location("perception_seeding",
+                                                HERE / "perception_seeding.py")
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.tweak
+
+
+tweak = load_tweak()
 
 
 def shapes_of(module):
