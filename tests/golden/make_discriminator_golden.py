@@ -18,7 +18,6 @@ for nn.Identity, so that fixed logits can be fed in place of images.
 """
 import argparse
 import importlib
-import importlib.util
 import json
 import pathlib
 import sys
@@ -27,6 +26,8 @@ import types
 import numpy as np
 import torch
 import torch.nn as nn
+
+from golden_common import load_seeded_module, photos, prepare_official_imports
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -52,11 +53,7 @@ def import_official(repo: pathlib.Path):
   A bare package stands in for modeling.modules; PerceptualLoss (torchvision, LPIPS) is replaced
   by a stub that returns 0, which the GAN terms do not depend on.
   """
-  sys.path.insert(0, str(repo))
-  importlib.import_module("modeling")
-  pkg = types.ModuleType("modeling.modules")
-  pkg.__path__ = [str(repo / "modeling" / "modules")]
-  sys.modules["modeling.modules"] = pkg
+  prepare_official_imports(repo)
 
   class PerceptualStub(nn.Module):
     def __init__(self, *args):
@@ -69,14 +66,6 @@ def import_official(repo: pathlib.Path):
   stub.PerceptualLoss = PerceptualStub
   sys.modules["modeling.modules.perceptual_loss"] = stub
   return importlib.import_module("modeling.modules.losses")
-
-
-def load_seeded_module():
-  """zoo/convert/seeded.py, loaded by path so that zoo/__init__ (which needs jax) is not run."""
-  spec = importlib.util.spec_from_file_location("zoo_seeded", ROOT / "zoo/convert/seeded.py")
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
 
 
 def is_group_norm_scale(key: str) -> bool:
@@ -92,13 +81,6 @@ def seed_weights(model, seeded):
       {k: torch.from_numpy(v) for k, v in arrays.items()}, strict=False)
   assert not unexpected and all(k.endswith(".kernel") for k in missing), (missing, unexpected)
   return model.eval()
-
-
-def golden_images(size):
-  from skimage import data
-  from skimage.transform import resize
-  imgs = [resize(im, (size, size), anti_aliasing=True) for im in (data.astronaut(), data.coffee())]
-  return np.stack(imgs).astype(np.float32)  # [2, H, W, 3] in [0, 1]
 
 
 def nchw(x):
@@ -162,7 +144,7 @@ def main():
   with torch.no_grad():
     for case, (kwargs, size, batch) in CASES.items():
       model = seed_weights(losses.NLayerDiscriminator(**kwargs), seeded)
-      images = golden_images(size)[:batch]
+      images = photos(size)[:batch]
       if case == "default":  # plus "reconstructions": the images with noise, not clamped
         noise = np.random.default_rng(SEED + 1).standard_normal(images.shape)
         images = np.concatenate([images, images + 0.1 * noise.astype(np.float32)])

@@ -34,16 +34,15 @@ Writes, next to this file (images NHWC float32 in [0, 1]):
 """
 import argparse
 import importlib
-import importlib.util
 import json
 import pathlib
-import sys
 import tempfile
-import types
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from golden_common import load_module, load_seeded_module, photos, prepare_official_imports
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -53,21 +52,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def load_seeded_module():
-  """zoo/convert/seeded.py, loaded by path so that zoo/__init__ (which needs jax) is not run."""
-  spec = importlib.util.spec_from_file_location("zoo_seeded", ROOT / "zoo/convert/seeded.py")
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
-
-
 def load_tweak():
   """tests/golden/perception_seeding.py's tweak, loaded by path like seeded.py."""
-  spec = importlib.util.spec_from_file_location("perception_seeding",
-                                                HERE / "perception_seeding.py")
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod.tweak
+  return load_module("perception_seeding", HERE / "perception_seeding.py").tweak
 
 
 tweak = load_tweak()
@@ -83,20 +70,13 @@ def seeded_weights(seeded, family, shapes):
 
 def import_titok_perceptual(repo):
   """modeling.modules.perceptual_loss without modeling/modules/__init__ (which builds models)."""
-  sys.path.insert(0, str(repo))
-  importlib.import_module("modeling")
-  pkg = types.ModuleType("modeling.modules")
-  pkg.__path__ = [str(repo / "modeling" / "modules")]
-  sys.modules["modeling.modules"] = pkg
+  prepare_official_imports(repo)
   return (importlib.import_module("modeling.modules.perceptual_loss"),
           importlib.import_module("modeling.modules.lpips"))
 
 
 def golden_images(size=64):
-  from skimage import data
-  from skimage.transform import resize
-  x0 = np.stack([resize(im, (size, size), anti_aliasing=True)
-                 for im in (data.astronaut(), data.coffee())]).astype(np.float32)
+  x0 = photos(size)
   # A "reconstruction": blurred sideways, brightened, with a little noise.
   noise = np.random.default_rng(SEED).standard_normal(x0.shape).astype(np.float32)
   x1 = np.clip(0.7 * x0 + 0.3 * np.roll(x0, 3, axis=2) + 0.03 + 0.04 * noise, 0.0, 1.0)

@@ -19,15 +19,14 @@ All arrays are NHWC float32 / int32; `decoded` is the raw decoder output (not cl
 """
 import argparse
 import importlib
-import importlib.util
 import json
 import pathlib
-import sys
-import types
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from golden_common import load_seeded_module, photos, prepare_official_imports
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -63,20 +62,8 @@ def import_official(repo: pathlib.Path):
   That __init__ pulls in the training losses (torchvision, LPIPS, diffusion), which inference does
   not need; a bare package object stands in for it so only the needed submodules load.
   """
-  sys.path.insert(0, str(repo))
-  importlib.import_module("modeling")
-  pkg = types.ModuleType("modeling.modules")
-  pkg.__path__ = [str(repo / "modeling" / "modules")]
-  sys.modules["modeling.modules"] = pkg
+  prepare_official_imports(repo)
   return importlib.import_module("modeling.titok")
-
-
-def load_seeded_module():
-  """zoo/convert/seeded.py, loaded by path so that zoo/__init__ (which needs jax) is not run."""
-  spec = importlib.util.spec_from_file_location("zoo_seeded", ROOT / "zoo/convert/seeded.py")
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
 
 
 def titok_config(repo, spec, crop):
@@ -115,10 +102,7 @@ def seed_weights(model, seeded):
 
 
 def golden_images(size):
-  from skimage import data
-  from skimage.transform import resize
-  imgs = [resize(im, (size, size), anti_aliasing=True) for im in (data.astronaut(), data.coffee())]
-  return np.stack(imgs).astype(np.float32)  # [2, H, W, 3] in [0, 1]
+  return photos(size)  # [2, H, W, 3] in [0, 1]
 
 
 def nhwc(t):
