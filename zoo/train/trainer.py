@@ -295,10 +295,11 @@ class Trainer:
     bar = tqdm.tqdm(total=config.total_steps, initial=self.step, desc="train",
                     disable=jax.process_index() != 0, dynamic_ncols=True)
     last = time.perf_counter()
-    while self.step < until:
+    step = self.step  # a host-side counter: reading state["step"] would sync every step
+    while step < until:
       images = sharding.global_batch(next(self.train_data)["image"], self.mesh)
       self.state, metrics = self._train_step(self.state, images, self.teacher_params)
-      step = self.step
+      step += 1
       bar.update(1)
       if step % config.log_every == 0 or step == config.total_steps:
         now = time.perf_counter()
