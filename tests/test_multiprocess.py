@@ -14,7 +14,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 20
 FLAGS = [f"--config.total_steps={STEPS}", "--config.batch_size=8", "--config.log_every=1",
          "--config.eval_every=100", "--config.checkpoint_every=100",
-         "--config.num_eval_images=8", "--config.eval_batch_size=8"]
+         "--config.num_eval_images=10", "--config.eval_batch_size=8"]  # a ragged last batch
 
 
 def env(devices: int) -> dict:
@@ -30,6 +30,10 @@ def free_port() -> int:
 
 def losses(workdir) -> list[float]:
   return [r["loss"] for r in read_metrics(workdir) if "loss" in r]
+
+
+def evals(workdir) -> list[dict]:
+  return [r for r in read_metrics(workdir) if "eval/psnr" in r]
 
 
 def test_two_processes_match_one_process(tmp_path):
@@ -49,3 +53,9 @@ def test_two_processes_match_one_process(tmp_path):
   multi, one = losses(tmp_path / "multi"), losses(tmp_path / "single")
   assert len(multi) == len(one) == STEPS  # metrics written once, by process 0
   np.testing.assert_allclose(multi, one, rtol=1e-5)
+  # Evaluation is split across the processes' devices and gathered: same metrics, same steps.
+  multi_evals, one_evals = evals(tmp_path / "multi"), evals(tmp_path / "single")
+  assert [r["step"] for r in multi_evals] == [r["step"] for r in one_evals] == [0, STEPS]
+  for a, b in zip(multi_evals, one_evals):
+    for key in ("eval/psnr", "eval/ssim", "eval/ema_psnr"):
+      np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)

@@ -47,3 +47,14 @@ def test_param_spec_rules():
       None, None, None, "fsdp")
   with pytest.raises(ValueError, match="devices"):
     sharding.make_mesh({"data": 3, "fsdp": 1, "model": 1})
+
+
+def test_shard_eval_batch_pads_to_the_devices_and_marks_padding():
+  mesh = sharding.make_mesh({"data": 4, "fsdp": 2, "model": 1})
+  batch = np.random.default_rng(0).random((10, 4, 4, 3), dtype=np.float32)
+  images, valid = sharding.shard_eval_batch(batch, mesh)
+  assert images.shape == (16, 4, 4, 3) and valid.shape == (16,)
+  assert len({s.device for s in images.addressable_shards}) == 8  # split over all devices
+  assert images.sharding.spec == sharding.batch_sharding(mesh).spec
+  np.testing.assert_array_equal(np.asarray(images)[np.asarray(valid)], batch)
+  assert int(np.asarray(valid).sum()) == 10

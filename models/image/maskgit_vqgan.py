@@ -22,6 +22,9 @@ class MaskGitVQGANConfig:
   commitment_cost: float = 0.25
   cnn: MaskGitCnnConfig = MaskGitCnnConfig()
 
+  def __post_init__(self):
+    object.__setattr__(self, "cnn", MaskGitCnnConfig.coerce(self.cnn))
+
   @property
   def downsample(self) -> int:
     return 2 ** (len(self.cnn.channel_mult) - 1)

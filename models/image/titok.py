@@ -56,6 +56,7 @@ class TiTokConfig:
   remat: bool = False  # recompute ViT block activations in the backward pass
 
   def __post_init__(self):
+    object.__setattr__(self, "pixel_cnn", MaskGitCnnConfig.coerce(self.pixel_cnn))
     for size in (self.encoder_size, self.decoder_size):
       if size not in VIT_SIZES:
         raise ValueError(f"unknown ViT size {size!r}; choose from {sorted(VIT_SIZES)}")

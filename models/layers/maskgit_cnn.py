@@ -25,6 +25,14 @@ class MaskGitCnnConfig:
   z_channels: int = 256
   num_channels: int = 3
 
+  def __post_init__(self):
+    object.__setattr__(self, "channel_mult", tuple(self.channel_mult))  # lists from JSON
+
+  @classmethod
+  def coerce(cls, value) -> "MaskGitCnnConfig":
+    """A config from itself or a dict of fields (config files and config.json give dicts)."""
+    return value if isinstance(value, cls) else cls(**dict(value))
+
 
 def conv(cin, cout, kernel, *, rngs, use_bias=True, dtype=None):
   return nnx.Conv(

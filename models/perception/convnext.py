@@ -25,6 +25,10 @@ class ConvNeXtConfig:
   dims: tuple[int, ...] = (96, 192, 384, 768)
   num_classes: int = 1000
 
+  def __post_init__(self):  # lists from JSON configs; the config must stay hashable
+    object.__setattr__(self, "depths", tuple(self.depths))
+    object.__setattr__(self, "dims", tuple(self.dims))
+
 
 def _norm(dim, *, rngs, dtype):
   return nnx.LayerNorm(dim, epsilon=LAYERNORM_EPS, use_fast_variance=False, dtype=dtype,

@@ -55,26 +55,46 @@ MODELS = {
                                       codebook_size=1024, token_size=12, use_l2_norm=True,
                                       is_legacy=True, finetune_decoder=False), None),
 }
-_STAGE1_SUFFIX = "_stage1"
+TINY_CNN = dict(hidden_channels=32)  # the tiny teacher / pixel decoder: f16, 1/16 the FLOPs
+TINY_CONVNEXT = dict(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128))
+_TINY_ALIASES = {"tiny": "titok_tiny_vq", "tiny_stage1": "titok_tiny_stage1",
+                 "tiny_stage2": "titok_tiny_stage1", "tiny_single_stage": "titok_tiny_vq"}
+_LEGACY_STAGES = ("_stage1", "_stage2")
+
+
+def _recipe(arg: str) -> tuple[str, str]:
+  """(model name, recipe) where recipe is pixels | stage1 | stage2 | single_stage."""
+  if arg in _TINY_ALIASES:
+    recipe = arg.removeprefix("tiny").removeprefix("_") or "pixels"
+    return _TINY_ALIASES[arg], recipe
+  for suffix in _LEGACY_STAGES:
+    if arg.endswith(suffix) and arg[:-len(suffix)] in MODELS:
+      model = arg[:-len(suffix)]
+      if not MODELS[model][0].is_legacy:
+        raise ValueError(f"{arg!r}: the two-stage recipe exists for the legacy models "
+                         "titok_l32/b64/s128; the others train in one stage (use the bare name)")
+      return model, suffix[1:]
+  if arg in MODELS:
+    return arg, "pixels" if MODELS[arg][0].is_legacy else "single_stage"
+  raise ValueError(f"unknown TiTok config {arg!r}; choose one of {sorted(_TINY_ALIASES)}, "
+                   f"'<titok_l32|b64|s128>_stage1|_stage2' or one of {sorted(MODELS)}")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """Training config. `arg`: a registered model name, `tiny` (= titok_tiny_vq), `tiny_stage1`,
-  or `<legacy name>_stage1` (e.g. titok_s128_stage1: proxy-code training against the frozen
-  MaskGIT-VQGAN; pass --config.teacher_checkpoint)."""
-  arg = arg or "tiny"
-  model = {"tiny": "titok_tiny_vq", "tiny_stage1": "titok_tiny_stage1"}.get(arg, arg)
-  stage1 = model.endswith(_STAGE1_SUFFIX) and model not in MODELS or model == "titok_tiny_stage1"
-  if model.endswith(_STAGE1_SUFFIX) and model not in MODELS:
-    model = model[:-len(_STAGE1_SUFFIX)]
-    if model not in MODELS or not MODELS[model][0].is_legacy:
-      raise ValueError(f"{arg!r}: stage 1 exists for the legacy models titok_l32/b64/s128")
-  if model not in MODELS:
-    raise ValueError(f"unknown TiTok config {arg!r}; choose 'tiny', 'tiny_stage1', "
-                     f"'<name>_stage1' or one of {sorted(MODELS)}")
+  """Training config for `arg`:
+
+    tiny, tiny_stage1, tiny_stage2, tiny_single_stage   CPU-sized versions of the recipes
+    titok_{s128,b64,l32}_stage1   proxy codes of the frozen MaskGIT-VQGAN (teacher_checkpoint)
+    titok_{s128,b64,l32}_stage2   frozen encoder + quantizer; L2 + ConvNeXt perceptual + GAN
+                                  (init_from: the stage-1 workdir; teacher_checkpoint)
+    titok_{bl,sl,ll}*_{vq8k,vae_c16}  single stage: L2 + LPIPS + ConvNeXt + GAN (+ VQ or KL)
+    titok_{s128,b64,l32}          the legacy model with L2 + VQ only
+  """
+  model, recipe = _recipe(arg or "tiny")
   tiny = MODELS[model][0].image_size <= 64
   c = ml_collections.ConfigDict()
   c.model = model
+  c.recipe = recipe
   c.seed = 0
   c.data = "builtin:photos"  # or tfds:imagenet2012, folder:/path/to/images
   c.eval_data = "builtin:photos"
@@ -89,7 +109,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.weight_decay = 1e-4
   c.grad_clip_norm = 1.0
   c.ema_decay = 0.999
-  c.loss = ml_collections.ConfigDict(dict(pixel_l2=1.0, quantizer=1.0, kl=1e-6))
+  c.loss = ml_collections.ConfigDict(dict(
+      pixel_l2=1.0, quantizer=1.0, kl=1e-6,
+      perceptual=0.0,  # outer weight of the perceptual loss; 0 turns it off
+      perceptual_mode="convnext_s"))  # or "lpips", "lpips-convnext_s-<w>-<w>" (TiTok's names)
+  # Released weight files of the perceptual nets (lpips: directory with vgg16 + vgg.pth,
+  # convnext: convnext_small-0c510722.pth); empty: randomly initialised (tiny configs only).
+  c.perceptual_checkpoints = ml_collections.ConfigDict(dict(lpips="", convnext=""))
+  c.perceptual_overrides = ml_collections.ConfigDict(
+      dict(lpips={}, convnext=TINY_CONVNEXT if tiny else {}))
+  # Hinge GAN with LeCam on the NLayer discriminator (TiTok stage 2 / single stage).
+  c.gan = ml_collections.ConfigDict(dict(
+      enabled=False, discriminator_start=20_000, discriminator_factor=1.0,
+      discriminator_weight=0.01, lecam_regularization_weight=0.001, lecam_ema_decay=0.999,
+      learning_rate=1e-4, hidden_channels=128, num_stages=3, blur_resample=True))
+  c.frozen = ()  # top-level modules left untrained, e.g. ("encoder", "latent_tokens", "quantize")
+  c.init_from = ""  # a stage-1 workdir whose EMA weights initialise the model (stage 2)
+  c.pixel_decoder_from_teacher = False  # stage 2: pixel_quantize/decoder <- the teacher's
   c.log_every = 20
   c.eval_every = 200 if tiny else 10_000
   c.checkpoint_every = 100 if tiny else 10_000
@@ -100,11 +136,48 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # CVQ-style dead-code re-anchoring of the VQ codebook (TA-TiTok's clustering_vq).
   c.codebook_reanchor = False
   c.model_overrides = ml_collections.ConfigDict(dict(remat=False))
-  # "pixels": L2 + VQ/KL; "proxy_codes": stage-1 cross-entropy against the teacher's codes.
-  c.objective = "proxy_codes" if stage1 else "pixels"
+  # "pixels": L2 + VQ/KL (+ perceptual, GAN); "proxy_codes": stage-1 cross-entropy.
+  c.objective = "proxy_codes" if recipe == "stage1" else "pixels"
   c.teacher = "maskgit_vqgan_f16"
   c.teacher_checkpoint = ""  # maskgit-vqgan-imagenet-f16-256.bin; empty: random (tiny only)
-  c.teacher_overrides = ml_collections.ConfigDict(dict(image_size=64) if tiny else {})
-  if stage1 and not tiny:
+  c.teacher_overrides = ml_collections.ConfigDict(
+      dict(image_size=64, cnn=TINY_CNN) if tiny else {})
+  if recipe == "stage1" and not tiny:
     c.model_overrides.finetune_decoder = False
+  if recipe == "stage2":
+    _stage2(c, tiny)
+  if recipe == "single_stage":
+    _single_stage(c, tiny, vq=MODELS[model][0].quantize_mode == "vq")
   return c
+
+
+def _stage2(c, tiny: bool):
+  """configs/training/TiTok/stage2/*.yaml: only the decoders train, on pixels."""
+  c.model_overrides.update(finetune_decoder=True, commitment_cost=0.0)
+  if tiny:
+    c.model_overrides.pixel_cnn = TINY_CNN
+  c.frozen = ("encoder", "latent_tokens", "quantize")
+  c.pixel_decoder_from_teacher = True
+  c.loss.update(quantizer=0.0, perceptual=0.1, perceptual_mode="convnext_s")
+  c.gan.update(enabled=True, discriminator_start=100 if tiny else 20_000,
+               discriminator_weight=0.01)
+  c.beta2 = 0.999
+  if tiny:
+    c.total_steps, c.batch_size = 300, 8
+    c.gan.update(hidden_channels=32, num_stages=2)
+  else:
+    c.total_steps, c.warmup_steps = 500_000, 5_000
+    c.eval_every = c.checkpoint_every = 50_000
+
+
+def _single_stage(c, tiny: bool, *, vq: bool):
+  """The single-stage recipe of the BL/SL/LL checkpoints: the official repo has no plain
+  ImageNet config (issue #100), so these are TA-TiTok's losses (configs/training/TA-TiTok)."""
+  c.loss.update(perceptual=1.1, perceptual_mode="lpips-convnext_s-1.0-0.1")
+  c.gan.update(enabled=True, discriminator_start=200 if tiny else 200_000,
+               discriminator_weight=0.1)
+  c.codebook_reanchor = vq
+  c.beta2 = 0.999
+  if tiny:
+    c.total_steps, c.batch_size = 400, 8
+    c.gan.update(hidden_channels=32, num_stages=2)

@@ -1,4 +1,6 @@
 """AdamW with TiTok's parameter grouping, warmup + cosine schedule and gradient clipping."""
+import functools
+
 import jax
 import optax
 
@@ -19,15 +21,40 @@ def decay_mask(params):
       params)
 
 
-def learning_rate_schedule(config) -> optax.Schedule:
+def is_frozen(path, frozen) -> bool:
+  """Whether a parameter sits under one of the `frozen` top-level modules (e.g. "encoder")."""
+  return bool(path) and str(getattr(path[0], "key", path[0])) in frozen
+
+
+def stop_frozen_gradients(params, frozen):
+  """Frozen parameters as constants: no gradient, and XLA drops the backward pass into them."""
+  if not frozen:
+    return params
+  return jax.tree_util.tree_map_with_path(
+      lambda path, p: jax.lax.stop_gradient(p) if is_frozen(path, frozen) else p, params)
+
+
+def _labels(params, frozen):
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: "frozen" if is_frozen(path, frozen) else "trained", params)
+
+
+def learning_rate_schedule(config, peak=None) -> optax.Schedule:
   return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=config.learning_rate, warmup_steps=config.warmup_steps,
+      init_value=0.0, peak_value=config.learning_rate if peak is None else peak,
+      warmup_steps=config.warmup_steps,
       decay_steps=max(config.total_steps, config.warmup_steps + 1),
       end_value=config.end_learning_rate)
 
 
-def make_optimizer(config) -> optax.GradientTransformation:
-  return optax.chain(
+def make_optimizer(config, *, learning_rate=None, frozen=()) -> optax.GradientTransformation:
+  """AdamW for the trained parameters; parameters under `frozen` modules get no update and no
+  optimizer state (as `requires_grad_(False)` in the official stage 2)."""
+  adamw = optax.chain(
       optax.clip_by_global_norm(config.grad_clip_norm),
-      optax.adamw(learning_rate_schedule(config), b1=config.beta1, b2=config.beta2,
-                  weight_decay=config.weight_decay, mask=decay_mask))
+      optax.adamw(learning_rate_schedule(config, learning_rate), b1=config.beta1,
+                  b2=config.beta2, weight_decay=config.weight_decay, mask=decay_mask))
+  if not frozen:
+    return adamw
+  return optax.multi_transform({"trained": adamw, "frozen": optax.set_to_zero()},
+                               functools.partial(_labels, frozen=tuple(frozen)))

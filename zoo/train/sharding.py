@@ -66,10 +66,18 @@ def param_shardings(params: nnx.State, mesh: Mesh):
 
 
 def optimizer_shardings(optimizer, opt_state, params_sharding, mesh: Mesh):
-  """Optimizer state shaped like the parameters (Adam moments) is sharded like them."""
+  """Optimizer state shaped like the parameters (Adam moments) is sharded like them.
+
+  Frozen parameters (optax.multi_transform with set_to_zero) hold no state: their places stay
+  empty `MaskedNode`s.
+  """
   return optax.tree_map_params(
-      optimizer, lambda _, sharding: sharding, opt_state, params_sharding,
-      transform_non_params=lambda _: replicated(mesh))
+      optimizer, lambda state, sharding: state if _is_masked(state) else sharding, opt_state,
+      params_sharding, transform_non_params=lambda _: replicated(mesh), is_leaf=_is_masked)
+
+
+def _is_masked(x) -> bool:
+  return isinstance(x, optax.MaskedNode)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -83,6 +91,22 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def global_batch(local_batch: np.ndarray, mesh: Mesh) -> jax.Array:
   """Assembles each process's local rows into one global array sharded over the batch axes."""
   return jax.make_array_from_process_local_data(batch_sharding(mesh), local_batch)
+
+
+def shard_eval_batch(images: np.ndarray, mesh: Mesh) -> tuple[jax.Array, jax.Array]:
+  """An eval batch every process holds in full -> (images, valid) sharded over the batch axes.
+
+  Each process contributes only its own block of rows, so the batch's work is split across all
+  devices of all processes; rows padded to fill the devices have valid=False.
+  """
+  devices = mesh.shape["data"] * mesh.shape["fsdp"]
+  rows = -(-len(images) // devices) * devices
+  valid = np.arange(rows) < len(images)
+  images = np.concatenate([images, np.zeros((rows - len(images), *images.shape[1:]),
+                                            images.dtype)])
+  per_process = rows // jax.process_count()
+  mine = slice(jax.process_index() * per_process, (jax.process_index() + 1) * per_process)
+  return global_batch(images[mine], mesh), global_batch(valid[mine], mesh)
 
 
 def bytes_per_device(tree) -> int:

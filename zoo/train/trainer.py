@@ -27,38 +27,50 @@ from zoo.evals import MeanMetrics, psnr, save_recon_grid, ssim
 from zoo.train import sharding
 from zoo.train.checkpointing import Checkpointer
 from zoo.train.ema import update_ema
+from zoo.train.discriminator import (discriminator_update, gan_loss_config,
+                                     generator_adversarial_loss, init_discriminator,
+                                     make_discriminator_optimizer)
+from zoo.train.frozen_nets import create_frozen_nets, create_teacher_model, perceptual_weights
 from zoo.train.losses import per_image_cross_entropy, proxy_code_loss, reconstruction_loss
 from zoo.train.metrics_writer import MetricsWriter
-from zoo.train.optimizer import learning_rate_schedule, make_optimizer
+from zoo.train.optimizer import learning_rate_schedule, make_optimizer, stop_frozen_gradients
+from zoo.train.perceptual_loss import perceptual_loss
+from zoo.train.warm_start import load_pixel_decoder, load_stage1_weights
 
 
-def init_state(model: nnx.Module, optimizer, seed: int, *, codebook_reanchor: bool = False):
+def init_state(model: nnx.Module, config):
+  """(graphdef, non-trained state, trained state) of `model` under `config`."""
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   state = {
       "step": jnp.zeros((), jnp.int32),
       "params": params,
-      "opt_state": optimizer.init(params),
+      "opt_state": make_optimizer(config, frozen=config.frozen).init(params),
       "ema": jax.tree.map(jnp.copy, params),
-      "rng": jax.random.PRNGKey(seed),
+      "rng": jax.random.PRNGKey(config.seed),
   }
-  if codebook_reanchor:
-    if getattr(model, "quantize", None) is None:
+  if config.codebook_reanchor:
+    if getattr(model, "quantize", None) is None or not hasattr(model.quantize, "embedding"):
       raise ValueError("codebook_reanchor needs a model with a VQ codebook")
+    if "quantize" in config.frozen:
+      raise ValueError("codebook_reanchor moves the codebook, which config.frozen freezes")
     state["codebook_usage"] = jnp.zeros((model.quantize.codebook_size,), jnp.float32)
+  if config.gan.enabled:
+    state.update(init_discriminator(config)[1])
   return graphdef, rest, state
 
 
-def state_shardings(state, optimizer, mesh):
+def state_shardings(state, config, mesh):
   """Parameters and EMA by their logical axes, Adam moments like their parameters."""
+  replicated = sharding.replicated(mesh)
   params = sharding.param_shardings(state["params"], mesh)
-  return {
-      "step": sharding.replicated(mesh),
-      "params": params,
-      "opt_state": sharding.optimizer_shardings(optimizer, state["opt_state"], params, mesh),
-      "ema": params,
-      "rng": sharding.replicated(mesh),
-      **({"codebook_usage": sharding.replicated(mesh)} if "codebook_usage" in state else {}),
-  }
+  shardings = jax.tree.map(lambda _: replicated, state)  # step, rng, usage, LeCam EMA
+  shardings.update(params=params, ema=params, opt_state=sharding.optimizer_shardings(
+      make_optimizer(config, frozen=config.frozen), state["opt_state"], params, mesh))
+  if "disc_params" in state:
+    disc = sharding.param_shardings(state["disc_params"], mesh)
+    shardings.update(disc_params=disc, disc_opt_state=sharding.optimizer_shardings(
+        make_discriminator_optimizer(config), state["disc_opt_state"], disc, mesh))
+  return shardings
 
 
 def create_model(config) -> nnx.Module:
@@ -96,82 +108,96 @@ def accumulated_grads(loss_fn, params, images, rng, num_micro: int):
   return metrics, extras, grads
 
 
-def create_teacher(config):
-  """The frozen proxy-code teacher of stage 1 as (graphdef, params), or None."""
-  if config.objective == "pixels":
-    return None
-  if config.objective != "proxy_codes":
-    raise ValueError(f"unknown objective {config.objective!r}; 'pixels' or 'proxy_codes'")
-  overrides = config.teacher_overrides.to_dict()
-  if config.teacher_checkpoint:
-    teacher = registry.from_pretrained(config.teacher, config.teacher_checkpoint, **overrides)
-  else:  # Only sensible for the tiny CPU configs: a random but fixed teacher.
-    logging.warning("no teacher_checkpoint: stage 1 distils a randomly initialised %s",
-                    config.teacher)
-    teacher = registry.create(config.teacher, seed=config.seed + 1, **overrides)
-  graphdef, params = nnx.split(teacher)
-  return graphdef, params
-
-
 def proxy_codes(teacher_graphdef, teacher_params, images):
   teacher = nnx.merge(teacher_graphdef, teacher_params)
   _, aux = teacher.quantize(teacher.encoder(images))
   return jax.lax.stop_gradient(aux["ids"].reshape(images.shape[0], -1))
 
 
-def train_step(state, images, teacher_params, *, graphdef, rest, optimizer, schedule, config,
-               teacher_graphdef=None):
+def generator_loss(model, images, rng, step, nets, disc_params, *, config, disc_graphdef):
+  """`disc_graphdef` None: no adversarial term (before the GAN starts, or no GAN at all)."""
+  """The model's loss for its config: stage-1 proxy codes, or pixels (+ perceptual + GAN)."""
+  out = model(images, train=True, rngs=nnx.Rngs(sample=rng))
+  if "teacher" in nets:
+    return proxy_code_loss(out, proxy_codes(*nets["teacher"], images), config.loss), out
+  loss, metrics = reconstruction_loss(out, images, config.loss)
+  weights = perceptual_weights(config)
+  if weights:
+    p_loss, p_metrics = perceptual_loss(
+        out["recon"], images, {k: nnx.merge(*nets[k]) for k in weights}, weights)
+    loss += config.loss.perceptual * p_loss
+    metrics.update(p_metrics)
+  if disc_graphdef is not None:
+    gan, gan_metrics = generator_adversarial_loss(disc_graphdef, disc_params, out["recon"],
+                                                  step, gan_loss_config(config))
+    loss += gan
+    metrics.update(gan_metrics)
+  metrics["loss"] = loss
+  return (loss, metrics), out
+
+
+def train_step(state, images, net_params, *, graphdef, rest, net_graphdefs, disc_graphdef,
+               schedule, config):
+  """One update of the model (and of the discriminator when `disc_graphdef` is given)."""
   rng = jax.random.fold_in(state["rng"], state["step"])
+  nets = {k: (net_graphdefs[k], net_params[k]) for k in net_graphdefs}
+  optimizer = make_optimizer(config, frozen=config.frozen)
+  extras_keys = ("features", "ids") if config.codebook_reanchor else ()
+  extras_keys += ("recon",) if disc_graphdef is not None else ()
 
   def loss_fn(params, images, rng):
+    params = stop_frozen_gradients(params, config.frozen)
     model = nnx.merge(graphdef, params, rest)
-    out = model(images, train=True, rngs=nnx.Rngs(sample=rng))
-    if teacher_graphdef is None:
-      loss, metrics = reconstruction_loss(out, images, config.loss)
-    else:
-      loss, metrics = proxy_code_loss(
-          out, proxy_codes(teacher_graphdef, teacher_params, images), config.loss)
-    extras = {k: out[k] for k in ("features", "ids")} if config.codebook_reanchor else {}
-    return loss, (metrics, extras)
+    (loss, metrics), out = generator_loss(
+        model, images, rng, state["step"], nets, state.get("disc_params"), config=config,
+        disc_graphdef=disc_graphdef)
+    return loss, (metrics, {k: out[k] for k in extras_keys})
 
   metrics, extras, grads = accumulated_grads(loss_fn, state["params"], images, rng,
                                              config.grad_accum_steps)
   updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
-  extra_state = {}
+  new_state = dict(state, step=state["step"] + 1, opt_state=opt_state)
   if config.codebook_reanchor:
     model = nnx.merge(graphdef, params, rest)
     codebook, usage = reanchor_codebook(
         model.quantize.embedding[...], state["codebook_usage"], extras["features"],
         extras["ids"], use_l2_norm=model.quantize.use_l2_norm)
     params["quantize"]["embedding"] = params["quantize"]["embedding"].replace(codebook)
-    extra_state["codebook_usage"] = usage
+    new_state["codebook_usage"] = usage
+  new_state.update(params=params, ema=update_ema(state["ema"], params, config.ema_decay))
+  if disc_graphdef is not None:
+    disc_state, disc_metrics = discriminator_update(
+        state, images, extras["recon"], state["step"], graphdef=disc_graphdef,
+        optimizer=make_discriminator_optimizer(config), cfg=gan_loss_config(config))
+    new_state.update(disc_state)
+    metrics = {**metrics, **disc_metrics}
   metrics = {**metrics, "grad_norm": optax.tree.norm(grads),
              "learning_rate": schedule(state["step"])}
-  new_state = {
-      "step": state["step"] + 1,
-      "params": params,
-      "opt_state": opt_state,
-      "ema": update_ema(state["ema"], params, config.ema_decay),
-      "rng": state["rng"],
-      **extra_state,
-  }
   return new_state, metrics
 
 
-def reconstruct(params, images, *, graphdef, rest):
+def reconstruct(params, images, net_params, *, graphdef, rest, teacher_graphdef=None):
+  """Pixel evaluation: clipped reconstructions and per-image PSNR / SSIM."""
+  del net_params, teacher_graphdef
   model = nnx.merge(graphdef, params, rest)
   recon = jnp.clip(model(images, train=False)["recon"].astype(jnp.float32), 0.0, 1.0)
   return recon, {"psnr": psnr(images, recon), "ssim": ssim(images, recon)}
 
 
-def predict_proxy_codes(params, images, teacher_params, *, graphdef, rest, teacher_graphdef):
+def predict_proxy_codes(params, images, net_params, *, graphdef, rest, teacher_graphdef):
   """Stage-1 evaluation: per-image cross-entropy and accuracy against the teacher's codes."""
   logits = nnx.merge(graphdef, params, rest)(images, train=False)["logits"].astype(jnp.float32)
   logits = logits.reshape(logits.shape[0], -1, logits.shape[-1])
-  ids = proxy_codes(teacher_graphdef, teacher_params, images)
+  ids = proxy_codes(teacher_graphdef, net_params["teacher"], images)
   return None, {"proxy_ce": per_image_cross_entropy(logits, ids),
                 "proxy_accuracy": jnp.mean(jnp.argmax(logits, -1) == ids, axis=1)}
+
+
+def evaluate_batch(params, images, valid, net_params, *, predict):
+  """`predict` on a batch sharded over all devices; results come back whole on every process."""
+  outputs, metrics = predict(params, images, net_params)
+  return images, valid, outputs, metrics
 
 
 def load_trained_model(workdir, *, weights: str = "ema", step: int | None = None) -> nnx.Module:
@@ -184,8 +210,7 @@ def load_trained_model(workdir, *, weights: str = "ema", step: int | None = None
     raise ValueError(f"weights must be 'ema' or 'params', got {weights!r}")
   config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
   model = create_model(config)
-  graphdef, rest, state = init_state(model, make_optimizer(config), config.seed,
-                                     codebook_reanchor=config.get("codebook_reanchor", False))
+  graphdef, rest, state = init_state(model, config)
   checkpointer = Checkpointer(workdir / "checkpoints", every_steps=1, keep=1)
   if checkpointer.latest_step() is None:
     raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
@@ -205,30 +230,35 @@ class Trainer:
     self.mesh = sharding.make_mesh(config.mesh)
     model = create_model(config)
     self.image_size = model.config.image_size
-    self.optimizer = make_optimizer(config)
-    self.graphdef, self.rest, state = init_state(model, self.optimizer, config.seed,
-                                                 codebook_reanchor=config.codebook_reanchor)
-    self.state_sharding = state_shardings(state, self.optimizer, self.mesh)
+    nets = create_frozen_nets(config)
+    self._warm_start(model)
+    self.graphdef, self.rest, state = init_state(model, config)
+    self.state_sharding = state_shardings(state, config, self.mesh)
     self.state = jax.device_put(state, self.state_sharding)
 
+    replicated = sharding.replicated(self.mesh)
+    net_graphdefs = {k: graphdef for k, (graphdef, _) in nets.items()}
+    self.net_params = jax.device_put({k: params for k, (_, params) in nets.items()}, replicated)
+    disc_graphdef = init_discriminator(config)[0] if config.gan.enabled else None
+    step_fn = functools.partial(train_step, graphdef=self.graphdef, rest=self.rest,
+                                net_graphdefs=net_graphdefs, schedule=learning_rate_schedule(config),
+                                config=config)
+    jit_step = functools.partial(
+        jax.jit, in_shardings=(self.state_sharding, sharding.batch_sharding(self.mesh), replicated),
+        out_shardings=(self.state_sharding, replicated), donate_argnums=0)
+    # Before discriminator_start the GAN is off: a program without it, not a lax.cond.
+    self._train_steps = {False: jit_step(functools.partial(step_fn, disc_graphdef=None))}
+    if disc_graphdef is not None:
+      self._train_steps[True] = jit_step(functools.partial(step_fn, disc_graphdef=disc_graphdef))
+
+    predict = functools.partial(
+        predict_proxy_codes if "teacher" in nets else reconstruct, graphdef=self.graphdef,
+        rest=self.rest, teacher_graphdef=net_graphdefs.get("teacher"))
     batch = sharding.batch_sharding(self.mesh)
-    teacher = create_teacher(config)
-    teacher_graphdef, teacher_params = teacher if teacher else (None, {})
-    self.teacher_params = jax.device_put(teacher_params, sharding.replicated(self.mesh))
-    self._train_step = jax.jit(
-        functools.partial(train_step, graphdef=self.graphdef, rest=self.rest,
-                          optimizer=self.optimizer, schedule=learning_rate_schedule(config),
-                          config=config, teacher_graphdef=teacher_graphdef),
-        in_shardings=(self.state_sharding, batch, sharding.replicated(self.mesh)),
-        out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
-        donate_argnums=0)
-    if teacher is None:
-      self._evaluate_batch = jax.jit(functools.partial(
-          reconstruct, graphdef=self.graphdef, rest=self.rest))
-    else:
-      self._evaluate_batch = jax.jit(functools.partial(
-          predict_proxy_codes, teacher_params=self.teacher_params, graphdef=self.graphdef,
-          rest=self.rest, teacher_graphdef=teacher_graphdef))
+    self._evaluate_batch = jax.jit(
+        functools.partial(evaluate_batch, predict=predict),
+        in_shardings=(self.state_sharding["params"], batch, batch, replicated),
+        out_shardings=replicated)
 
     if config.batch_size % jax.process_count():
       raise ValueError(f"batch_size {config.batch_size} is not divisible by "
@@ -246,6 +276,16 @@ class Trainer:
                                      keep=config.keep_checkpoints)
     self.writer = MetricsWriter(self.workdir)
 
+  def _warm_start(self, model):
+    """Stage 2: the stage-1 run's weights, then the VQGAN's quantizer and pixel decoder."""
+    if self.config.init_from:
+      logging.info("initialised %d parameters from the stage-1 run %s",
+                   load_stage1_weights(model, self.config.init_from), self.config.init_from)
+    if self.config.pixel_decoder_from_teacher:
+      logging.info("initialised %d pixel-decoder parameters from %s",
+                   load_pixel_decoder(model, create_teacher_model(self.config)),
+                   self.config.teacher)
+
   def _install_preemption_handler(self):
     """SIGTERM (preemption) asks the loop to save and return after the current step."""
     self._stop_requested = False
@@ -257,6 +297,11 @@ class Trainer:
       return self._stop_requested
     # Every process must stop at the same step, whichever one received the signal.
     return bool(multihost_utils.process_allgather(np.asarray(self._stop_requested)).any())
+
+  def train_step_fn(self, step: int):
+    """The compiled step for the update after `step` (with the GAN from its start on)."""
+    gan = self.config.gan.enabled and step >= self.config.gan.discriminator_start
+    return self._train_steps[gan]
 
   @property
   def step(self) -> int:
@@ -270,12 +315,13 @@ class Trainer:
 
   def evaluate(self, params_key: str = "params", *, grid_path=None) -> dict:
     means = MeanMetrics()
-    for i, images in enumerate(self.eval_batches):
-      # numpy in: every process passes the same images, a replicated global input.
-      recon, metrics = self._evaluate_batch(self.state[params_key], images)
-      means.update({k: np.asarray(v) for k, v in metrics.items()})
+    for i, batch in enumerate(self.eval_batches):
+      images, valid = sharding.shard_eval_batch(batch, self.mesh)
+      images, valid, recon, metrics = jax.device_get(self._evaluate_batch(
+          self.state[params_key], images, valid, self.net_params))
+      means.update({k: v[valid] for k, v in metrics.items()})
       if i == 0 and recon is not None and grid_path is not None and jax.process_index() == 0:
-        save_recon_grid(grid_path, images, np.asarray(recon))
+        save_recon_grid(grid_path, images[valid], recon[valid])
     return means.result()
 
   def log_eval(self):
@@ -298,7 +344,7 @@ class Trainer:
     step = self.step  # a host-side counter: reading state["step"] would sync every step
     while step < until:
       images = sharding.global_batch(next(self.train_data)["image"], self.mesh)
-      self.state, metrics = self._train_step(self.state, images, self.teacher_params)
+      self.state, metrics = self.train_step_fn(step)(self.state, images, self.net_params)
       step += 1
       bar.update(1)
       if step % config.log_every == 0 or step == config.total_steps:
