@@ -5,7 +5,7 @@ import pytest
 
 from zoo.train import sharding
 from zoo.train.metrics_writer import read_metrics
-from zoo.train.trainer import Trainer
+from zoo.train.trainer import Trainer, sharded_state_initializer
 from tests.test_train import tiny_config
 
 
@@ -58,3 +58,22 @@ def test_shard_eval_batch_pads_to_the_devices_and_marks_padding():
   assert images.sharding.spec == sharding.batch_sharding(mesh).spec
   np.testing.assert_array_equal(np.asarray(images)[np.asarray(valid)], batch)
   assert int(np.asarray(valid).sum()) == 10
+
+
+def test_fsdp_state_is_created_sharded_without_a_full_copy():
+  config = tiny_config(mesh={"data": 1, "fsdp": 8, "model": 1})
+  mesh = sharding.make_mesh(config.mesh)
+  _, shardings, create = sharded_state_initializer(config, mesh)
+  compiled = create.lower().compile()
+  state, _ = compiled()
+  full = sum(x.nbytes for x in jax.tree.leaves(state))
+  per_device = sharding.bytes_per_device(state)
+  assert per_device < full / 5
+  # The initialising program's own per-device buffers stay of that order too (no device
+  # materialises the whole state and slices it afterwards).
+  memory = compiled.memory_analysis()
+  if memory is not None:
+    assert memory.output_size_in_bytes < full / 5
+    assert memory.temp_size_in_bytes < full / 2
+  for leaf, want in zip(jax.tree.leaves(state), jax.tree.leaves(shardings)):
+    assert leaf.sharding == want

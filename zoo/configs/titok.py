@@ -1,7 +1,7 @@
-"""TiTok: the released tokenizers as registered names, and the training config.
+"""TiTok: the released tokenizers as registered names, and their training recipes.
 
 `python train.py --config zoo/configs/titok.py:tiny` trains the tiny TiTok on the built-in
-photos; `:titok_s128` etc. give the published model with this issue's pixel/VQ losses.
+photos; `get_config` lists the published recipes (stage 1, stage 2, single stage).
 """
 import ml_collections
 

@@ -73,6 +73,31 @@ def state_shardings(state, config, mesh):
   return shardings
 
 
+def sharded_state_initializer(config, mesh):
+  """(graphdef, state shardings, a jitted () -> (state, rest)) for `config` on `mesh`.
+
+  Parameters and optimizer state are initialised inside one jit whose out_shardings are the
+  training shardings, so no device ever holds an unsharded copy: models bigger than one
+  device (FSDP) start the same way as small ones.
+  """
+  def create():
+    _, rest, state = init_state(create_model(config), config)
+    return state, rest
+
+  abstract_state, _ = jax.eval_shape(create)
+  shardings = state_shardings(abstract_state, config, mesh)
+  graphdef = nnx.graphdef(nnx.eval_shape(lambda: create_model(config)))
+  return graphdef, shardings, jax.jit(create, out_shardings=(shardings,
+                                                             sharding.replicated(mesh)))
+
+
+def create_sharded_state(config, mesh):
+  """(graphdef, rest, state, state shardings), the state created directly on its devices."""
+  graphdef, shardings, create = sharded_state_initializer(config, mesh)
+  state, rest = create()
+  return graphdef, rest, state, shardings
+
+
 def create_model(config) -> nnx.Module:
   return registry.create(config.model, seed=config.seed, dtype=jnp.dtype(config.dtype),
                          **config.model_overrides.to_dict())
@@ -228,13 +253,11 @@ class Trainer:
     if jax.process_index() == 0:  # eval.py rebuilds the model and state layout from it.
       (self.workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
     self.mesh = sharding.make_mesh(config.mesh)
-    model = create_model(config)
-    self.image_size = model.config.image_size
     nets = create_frozen_nets(config)
-    self._warm_start(model)
-    self.graphdef, self.rest, state = init_state(model, config)
-    self.state_sharding = state_shardings(state, config, self.mesh)
-    self.state = jax.device_put(state, self.state_sharding)
+    self.graphdef, self.rest, self.state, self.state_sharding = create_sharded_state(
+        config, self.mesh)
+    self.image_size = nnx.merge(self.graphdef, self.state["params"], self.rest).config.image_size
+    self._warm_start()
 
     replicated = sharding.replicated(self.mesh)
     net_graphdefs = {k: graphdef for k, (graphdef, _) in nets.items()}
@@ -276,15 +299,16 @@ class Trainer:
                                      keep=config.keep_checkpoints)
     self.writer = MetricsWriter(self.workdir)
 
-  def _warm_start(self, model):
+  def _warm_start(self):
     """Stage 2: the stage-1 run's weights, then the VQGAN's quantizer and pixel decoder."""
+    params = self.state["params"]
     if self.config.init_from:
-      logging.info("initialised %d parameters from the stage-1 run %s",
-                   load_stage1_weights(model, self.config.init_from), self.config.init_from)
+      params = load_stage1_weights(params, self.config.init_from)
     if self.config.pixel_decoder_from_teacher:
-      logging.info("initialised %d pixel-decoder parameters from %s",
-                   load_pixel_decoder(model, create_teacher_model(self.config)),
-                   self.config.teacher)
+      params = load_pixel_decoder(params, create_teacher_model(self.config))
+    if params is not self.state["params"]:
+      self.state["params"] = params
+      self.state["ema"] = jax.tree.map(jnp.copy, params)  # the EMA starts at the weights
 
   def _install_preemption_handler(self):
     """SIGTERM (preemption) asks the loop to save and return after the current step."""

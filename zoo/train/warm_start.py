@@ -1,8 +1,9 @@
 """Where stage 2 starts: the stage-1 run's weights plus MaskGIT-VQGAN's pixel decoder.
 
 The official stage 2 loads the stage-1 checkpoint and copies the VQGAN's quantizer and decoder
-into `pixel_quantize` / `pixel_decoder` (its encoder is dropped). Both copies here check that
-every copied parameter exists in the model with the same shape.
+into `pixel_quantize` / `pixel_decoder` (its encoder is dropped). Here the copies go straight
+into the (sharded) training parameters: each source array is placed with its target's
+sharding, and every copied parameter must exist in the target with the same shape.
 """
 import jax
 from flax import nnx
@@ -10,31 +11,42 @@ from flax import nnx
 from zoo.train.optimizer import path_name
 
 
-def _copy_params(source: nnx.Module, target: nnx.Module, what: str) -> int:
-  src = dict(jax.tree_util.tree_flatten_with_path(nnx.state(source, nnx.Param))[0])
-  dst_state = nnx.state(target, nnx.Param)
-  dst_flat = dict(jax.tree_util.tree_flatten_with_path(dst_state)[0])
-  missing = sorted(path_name(p) for p in src if p not in dst_flat)
-  mismatched = sorted(f"{path_name(p)}: {v.shape} vs {dst_flat[p].shape}"
-                      for p, v in src.items() if p in dst_flat and v.shape != dst_flat[p].shape)
+def _flat(tree) -> dict:
+  return dict(jax.tree_util.tree_flatten_with_path(tree)[0])
+
+
+def copy_params(source: nnx.Module, params, prefix: tuple[str, ...], what: str):
+  """`params` (an nnx.State of arrays) with the module under `prefix` replaced by `source`'s."""
+  target = params
+  for key in prefix:
+    target = target[key]
+  src, dst = _flat(nnx.state(source, nnx.Param)), _flat(target)
+  missing = sorted(path_name(p) for p in src if p not in dst)
+  mismatched = sorted(f"{path_name(p)}: {v.shape} vs {dst[p].shape}"
+                      for p, v in src.items() if p in dst and v.shape != dst[p].shape)
   if missing or mismatched:
     raise ValueError(f"{what} does not fit the model: missing {missing[:8]}, "
                      f"shape mismatches {mismatched[:8]}")
-  new_state = jax.tree_util.tree_map_with_path(lambda p, v: src.get(p, v), dst_state)
-  nnx.update(target, new_state)
-  return len(src)
+
+  def place(path, leaf):
+    inner = path[len(prefix):]
+    if path[:len(prefix)] != tuple(jax.tree_util.DictKey(k) for k in prefix) or inner not in src:
+      return leaf
+    return jax.device_put(src[inner].astype(leaf.dtype), leaf.sharding)
+
+  return jax.tree_util.tree_map_with_path(place, params)
 
 
-def load_stage1_weights(model: nnx.Module, workdir) -> int:
-  """Copies the EMA weights of the stage-1 run in `workdir` into `model`; returns the count."""
+def load_stage1_weights(params, workdir):
+  """`params` with every module of the stage-1 run in `workdir` (its EMA weights)."""
   from zoo.train.trainer import load_trained_model  # the trainer imports this module
-  return _copy_params(load_trained_model(workdir, weights="ema"), model,
-                      f"the stage-1 run in {workdir}")
+  return copy_params(load_trained_model(workdir, weights="ema"), params, (),
+                     f"the stage-1 run in {workdir}")
 
 
-def load_pixel_decoder(model: nnx.Module, vqgan: nnx.Module) -> int:
-  """Copies the VQGAN's quantizer and decoder into the model's pixel_quantize / pixel_decoder."""
-  if getattr(model, "pixel_decoder", None) is None:
+def load_pixel_decoder(params, vqgan: nnx.Module):
+  """`params` with the VQGAN's quantizer and decoder as pixel_quantize / pixel_decoder."""
+  if "pixel_decoder" not in params:
     raise ValueError("the model has no pixel decoder (a legacy TiTok with finetune_decoder)")
-  return (_copy_params(vqgan.quantize, model.pixel_quantize, "the VQGAN quantizer")
-          + _copy_params(vqgan.decoder, model.pixel_decoder, "the VQGAN decoder"))
+  params = copy_params(vqgan.quantize, params, ("pixel_quantize",), "the VQGAN quantizer")
+  return copy_params(vqgan.decoder, params, ("pixel_decoder",), "the VQGAN decoder")
