@@ -1,28 +1,23 @@
 """The one attention entry point of the zoo.
 
-Every model calls `dot_product_attention`; fused kernels (Pallas, cuDNN) plug in behind it
-without touching the models.
+Every model calls `dot_product_attention`; it hands over to `pallas_kernels.flash_attention`,
+which runs the Pallas kernel on TPU, cuDNN on GPU and plain XLA on CPU (or what `impl`, the
+zoo default or ZOO_KERNEL_IMPL asks for), so fused kernels reach every model unchanged.
 """
-import jax
-import jax.numpy as jnp
+from pallas_kernels import flash_attention
 
 
-def dot_product_attention(q, k, v, *, mask=None, scale=None):
+def dot_product_attention(q, k, v, *, mask=None, scale=None, causal=False, impl=None):
   """Multi-head attention with a float32 softmax.
 
   Args:
     q, k, v: [B, S, H, D] (k, v may have another sequence length T).
     mask: optional boolean, broadcastable to [B, H, S, T]; True keeps a key.
     scale: logit scale, 1/sqrt(D) by default.
+    causal: keep key t for query s only when t <= s.
+    impl: None (by platform), "xla", "pallas", "interpret" or "cudnn".
 
   Returns:
-    [B, S, H, D] in the dtype of q.
+    [B, S, H, D] in the dtype of q; a query row with every key masked is zero.
   """
-  if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
-    raise ValueError(f"q, k, v must be [B, S, H, D]; got {q.shape}, {k.shape}, {v.shape}")
-  scale = q.shape[-1] ** -0.5 if scale is None else scale
-  logits = jnp.einsum("bshd,bthd->bhst", q, k, preferred_element_type=jnp.float32) * scale
-  if mask is not None:
-    logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
-  weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-  return jnp.einsum("bhst,bthd->bshd", weights, v)
+  return flash_attention(q, k, v, causal=causal, mask=mask, scale=scale, impl=impl)

@@ -9,18 +9,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from models.layers.axes import axes
+from pallas_kernels import nearest_code
 
 
 def l2_normalize(x, eps: float = 1e-12):
   # torch.nn.functional.normalize: x / max(||x||, eps).
   return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
-
-
-def nearest_code(x, codebook):
-  """ids of the nearest codes by squared l2 distance; x [N, D], codebook [K, D]."""
-  d = (jnp.sum(x * x, axis=1, keepdims=True) + jnp.sum(codebook * codebook, axis=1)
-       - 2.0 * jnp.einsum("nd,kd->nk", x, codebook, precision=jax.lax.Precision.HIGHEST))
-  return jnp.argmin(d, axis=1).astype(jnp.int32)
 
 
 def codebook_stats(ids, codebook_size: int) -> dict:
@@ -67,7 +61,7 @@ class VectorQuantizer(nnx.Module):
       z = l2_normalize(z)
     flat = z.reshape(-1, self.code_dim)
     codebook = self.codebook()
-    ids = nearest_code(flat, codebook).reshape(z.shape[:-1])
+    ids = nearest_code(flat, codebook, metric="l2")[0].reshape(z.shape[:-1])
     z_q = jnp.take(codebook, ids, axis=0)
     commitment = self.commitment_cost * jnp.mean((jax.lax.stop_gradient(z_q) - z) ** 2)
     codebook_loss = jnp.mean((z_q - jax.lax.stop_gradient(z)) ** 2)

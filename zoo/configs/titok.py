@@ -133,6 +133,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, model=1))  # -1: the rest
   c.dtype = "float32"  # activations; "bfloat16" keeps float32 master weights and quantizers
   c.grad_accum_steps = 1  # micro-batches per step (batch_size must divide evenly)
+  # Attention / nearest-code kernels for the whole run: "" (by platform), "xla", "pallas",
+  # "interpret" or "cudnn" (pallas_kernels.impl; also the ZOO_KERNEL_IMPL variable).
+  c.kernel_impl = ""
   # CVQ-style dead-code re-anchoring of the VQ codebook (TA-TiTok's clustering_vq).
   c.codebook_reanchor = False
   c.model_overrides = ml_collections.ConfigDict(dict(remat=False))

@@ -21,6 +21,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 
 from models.quantizers.reanchor import reanchor_codebook
+from pallas_kernels import set_default_impl
 from zoo import registry
 from zoo.data import make_eval_batches, make_image_dataset
 from zoo.evals import MeanMetrics, psnr, save_recon_grid, ssim
@@ -253,6 +254,7 @@ class Trainer:
     if jax.process_index() == 0:  # eval.py rebuilds the model and state layout from it.
       (self.workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
     self.mesh = sharding.make_mesh(config.mesh)
+    set_default_impl(config.get("kernel_impl") or None)  # before anything is traced
     nets = create_frozen_nets(config)
     self.graphdef, self.rest, self.state, self.state_sharding = create_sharded_state(
         config, self.mesh)
