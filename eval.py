@@ -1,15 +1,23 @@
-"""Evaluate a tokenizer's reconstructions: PSNR, SSIM, codebook usage/entropy, and a grid.
+"""Evaluate a tokenizer's reconstructions: rFID, IS, PSNR, SSIM, LPIPS, codebook usage.
 
-  python eval.py --model titok_s128 --checkpoint path/to/tokenizer_titok_s128_imagenet
+  python eval.py --model titok_s128 --checkpoint path/to/tokenizer_titok_s128_imagenet \
+      --data tfds:imagenet2012 --split validation --num 50000 \
+      --metrics rfid,is,psnr,ssim,lpips,usage --protocol titok \
+      --inception_checkpoint pt_inception-2015-12-05-6726825d.pth \
+      --lpips_checkpoint path/to/lpips_vgg_dir --out results.json
   python eval.py --workdir runs/tiny                 # a model trained with train.py (EMA)
-  python eval.py --model titok_tiny_vq --data folder:/my/images --num 500
 
-Prints the metrics and writes <out>/results.json and <out>/recon_grid.png.
+Images are prepared by the named protocol (zoo/evals/protocols.py: titok, titok_wds, adm).
+Every process evaluates its share of the images over its devices and the results are gathered
+(multi-process flags as train.py). Writes the JSON results (--out: a .json path, or a directory
+that gets results.json) and recon_grid.png beside them.
 """
 import json
 import pathlib
 
 from absl import app, flags, logging
+
+from zoo import distributed
 
 _MODEL = flags.DEFINE_string("model", None, "Registered model name (see zoo.list_models()).")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
@@ -19,36 +27,79 @@ _WEIGHTS = flags.DEFINE_enum("weights", "ema", ["ema", "params"], "Weights of a 
 _DATA = flags.DEFINE_string("data", "builtin:photos", "builtin:photos, folder:/path, tfds:NAME.")
 _SPLIT = flags.DEFINE_string("split", None, "Dataset split (default: the source's eval split).")
 _NUM = flags.DEFINE_integer("num", None, "Number of images (default: the whole split).")
-_BATCH = flags.DEFINE_integer("batch_size", 16, "Images per batch.")
-_OUT = flags.DEFINE_string("out", None, "Output directory (default: eval_<model>).")
+_BATCH = flags.DEFINE_integer("batch_size", 16, "Images per batch and process.")
+_METRICS = flags.DEFINE_list("metrics", ["psnr", "ssim", "usage"],
+                             "Any of rfid, is, psnr, ssim, lpips, usage.")
+_PROTOCOL = flags.DEFINE_string("protocol", "titok", "Image preparation: titok, titok_wds, adm.")
+_INCEPTION = flags.DEFINE_string("inception_checkpoint", None,
+                                 "pt_inception-2015-12-05-6726825d.pth (for rfid and is).")
+_LPIPS = flags.DEFINE_string("lpips_checkpoint", None, "LPIPS weights (a directory, see "
+                             "zoo/convert/lpips.py); for the lpips metric.")
+_LPIPS_NET = flags.DEFINE_enum("lpips_net", "vgg", ["vgg", "alex"], "LPIPS backbone.")
+_REFERENCE = flags.DEFINE_string("reference_stats", None,
+                                 "Real-image FID statistics (.npz: mu, sigma; ADM batches too) "
+                                 "instead of the evaluated images' own.")
+_OUT = flags.DEFINE_string("out", None, "results .json path or directory (default: eval_<model>).")
+
+
+def load_model():
+  import zoo
+  from zoo.train.trainer import load_trained_model
+  if (_MODEL.value is None) == (_WORKDIR.value is None):
+    raise app.UsageError("pass exactly one of --model (with --checkpoint) or --workdir")
+  if _WORKDIR.value:
+    return load_trained_model(_WORKDIR.value, weights=_WEIGHTS.value), "workdir"
+  if _CHECKPOINT.value:
+    return zoo.from_pretrained(_MODEL.value, checkpoint=_CHECKPOINT.value), _MODEL.value
+  logging.warning("no --checkpoint: evaluating randomly initialised weights")
+  return zoo.create(_MODEL.value), _MODEL.value
+
+
+def load_nets(metrics):
+  import zoo
+  from zoo.evals.reconstruction import EvalNets
+  inception = lpips = None
+  if {"rfid", "is"} & set(metrics):
+    if not _INCEPTION.value:
+      raise app.UsageError("rfid and is need --inception_checkpoint "
+                           "(pt_inception-2015-12-05-6726825d.pth)")
+    inception = zoo.from_pretrained("inception_fid", checkpoint=_INCEPTION.value)
+  if "lpips" in metrics:
+    if not _LPIPS.value:
+      raise app.UsageError("lpips needs --lpips_checkpoint")
+    lpips = zoo.from_pretrained(f"lpips_{_LPIPS_NET.value}", checkpoint=_LPIPS.value)
+  return EvalNets(inception=inception, lpips=lpips)
 
 
 def main(argv):
   del argv
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-  import zoo
-  from zoo.data import make_image_dataset
+  distributed.initialize_from_flags()
+  import jax
+  import numpy as np
+  from zoo.data.protocol_batches import make_protocol_batches
+  from zoo.evals.fid import load_statistics
+  from zoo.evals.protocols import preprocess
   from zoo.evals.reconstruction import evaluate_reconstruction
-  from zoo.train.trainer import load_trained_model
 
-  if (_MODEL.value is None) == (_WORKDIR.value is None):
-    raise app.UsageError("pass exactly one of --model (with --checkpoint) or --workdir")
-  if _WORKDIR.value:
-    model, name = load_trained_model(_WORKDIR.value, weights=_WEIGHTS.value), "workdir"
-  elif _CHECKPOINT.value:
-    model, name = zoo.from_pretrained(_MODEL.value, checkpoint=_CHECKPOINT.value), _MODEL.value
-  else:
-    logging.warning("no --checkpoint: evaluating randomly initialised weights")
-    model, name = zoo.create(_MODEL.value), _MODEL.value
-  data = make_image_dataset(_DATA.value, image_size=model.config.image_size,
-                            batch_size=_BATCH.value, train=False, split=_SPLIT.value,
-                            num_examples=_NUM.value)
+  model, name = load_model()
+  nets = load_nets(_METRICS.value)
+  size = model.config.image_size
+  data, _ = make_protocol_batches(
+      _DATA.value, transform=lambda image: preprocess(image, _PROTOCOL.value, size),
+      batch_size=_BATCH.value, split=_SPLIT.value, num_examples=_NUM.value,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  batches = ({"image": batch.astype(np.float32) / 255.0} for batch in data)
   out = pathlib.Path(_OUT.value or f"eval_{name}")
-  results = evaluate_reconstruction(model, data, out_dir=out, num_batches=len(data)
-                                    if hasattr(data, "__len__") else None)
-  print(json.dumps(results, indent=2))
-  print(f"wrote {out / 'results.json'} and {out / 'recon_grid.png'}")
+  out_dir, json_path = (out.parent, out) if out.suffix == ".json" else (out, out / "results.json")
+  reference = load_statistics(_REFERENCE.value) if _REFERENCE.value else None
+  results = evaluate_reconstruction(model, batches, out_dir=out_dir, metrics=_METRICS.value,
+                                    nets=nets, reference_stats=reference,
+                                    results_path=json_path, info={"protocol": _PROTOCOL.value})
+  if jax.process_index() == 0:
+    print(json.dumps(results, indent=2))
+    print(f"wrote {json_path} and {out_dir / 'recon_grid.png'}")
 
 
 if __name__ == "__main__":

@@ -12,28 +12,19 @@ import pathlib
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from zoo import distributed
+
 _DEFAULT_CONFIG = str(pathlib.Path(__file__).parent / "zoo" / "configs" / "titok.py") + ":tiny"
 _CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Training config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and metrics go.",
                                required=True)
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
-                                   "HOST:PORT of process 0, for multi-process runs off TPU pods.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
-_DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Initialise jax.distributed from the environment (TPU pods, SLURM, "
-    "JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID).")
 
 
 def main(argv):
   del argv
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax is chatty at INFO.
-  import jax
-  if _COORDINATOR.value:
-    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  elif _DISTRIBUTED.value:
-    jax.distributed.initialize()
+  distributed.initialize_from_flags()
   from zoo.train.trainer import Trainer
   Trainer(_CONFIG.value, _WORKDIR.value).train()
 

@@ -50,11 +50,17 @@ def _register_families():
 
   from zoo.configs import perception
   from zoo.convert import convnext as convnext_convert
+  from zoo.convert import inception as inception_convert
   from zoo.convert import lpips as lpips_convert
+  from zoo.convert import lpips_alex as lpips_alex_convert
+  from models.perception.alex_lpips import AlexLPIPS
   from models.perception.convnext import ConvNeXt
+  from models.perception.inception import InceptionV3
   from models.perception.vgg_lpips import LPIPS
   builders = {"lpips_vgg": (LPIPS, lpips_convert),
-              "convnext_s_imagenet": (ConvNeXt, convnext_convert)}
+              "lpips_alex": (AlexLPIPS, lpips_alex_convert),
+              "convnext_s_imagenet": (ConvNeXt, convnext_convert),
+              "inception_fid": (InceptionV3, inception_convert)}
   for name, (cfg, repo) in perception.MODELS.items():
     module, converter = builders[name]
     register(name, cfg, lambda c, rngs, m=module: m(c, rngs=rngs), converter, repo)

@@ -2,8 +2,8 @@
 and tests/test_perception.py (numpy only, so the golden venv can load it by path).
 
 Plain seeded weights leave ConvNeXt's LayerNorm scales near 0.02 and VGG's deep features near
-constant, which would make the parity checks weak: He gain for VGG convs, non-negative LPIPS
-lin weights, LayerNorm scales near 1.
+constant, which would make the parity checks weak: He gain for VGG and AlexNet convs,
+non-negative LPIPS lin weights, LayerNorm scales near 1.
 """
 import numpy as np
 
@@ -11,7 +11,7 @@ import numpy as np
 def tweak(family: str, state: dict) -> dict:
   out = {}
   for k, a in state.items():
-    if family == "vgg16" and a.ndim == 4:
+    if family in ("vgg16", "alexnet") and a.ndim == 4:
       a = a * np.float32(np.sqrt(2.0))
     elif family == "lpips_lin":
       a = np.abs(a)

@@ -10,7 +10,6 @@ torchvision's `features` interleaves stages and downsampling layers:
   features.{2s}           s >= 1, before stage s: 0 = LayerNorm2d, 1 = Conv2d 2x2/2
   classifier              0 = LayerNorm2d, 1 = Flatten, 2 = Linear
 """
-import pathlib
 
 from models.perception.convnext import ConvNeXtConfig
 from zoo.convert import common, files
@@ -46,12 +45,5 @@ def load_state_dict(model, state_dict, *, model_name: str = "convnext_s_imagenet
 
 def read_checkpoint(source, *, model_name: str = "convnext_s_imagenet") -> dict:
   """{name: array} from torchvision's weight file, or a directory holding it."""
-  if source is None:
-    raise FileNotFoundError(f"{model_name}: pass checkpoint= the path of {WEIGHT_FILE} "
-                            f"(download {WEIGHT_URL})")
-  path = pathlib.Path(source)
-  if path.is_dir():
-    path = path / WEIGHT_FILE
-    if not path.is_file():
-      raise FileNotFoundError(f"{source} does not hold {WEIGHT_FILE} (download {WEIGHT_URL})")
-  return files.read_file(path)
+  return files.read_file(files.released_file(source, weight_file=WEIGHT_FILE, url=WEIGHT_URL,
+                                             model_name=model_name))

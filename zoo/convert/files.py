@@ -65,6 +65,21 @@ def _download(repo_id: str, model_name: str) -> pathlib.Path:
     raise FileNotFoundError(f"{repo_id}/{filename}: {why}; {hint}") from e
 
 
+def released_file(source, *, weight_file: str, url: str, model_name: str) -> pathlib.Path:
+  """The path of a released weight file given as itself or as a directory that holds it."""
+  if source is None:
+    raise FileNotFoundError(f"{model_name}: pass checkpoint= the path of {weight_file} "
+                            f"(download {url})")
+  path = pathlib.Path(source)
+  if path.is_dir():
+    path = path / weight_file
+    if not path.is_file():
+      raise FileNotFoundError(f"{source} does not hold {weight_file} (download {url})")
+  if not path.is_file():
+    raise FileNotFoundError(f"checkpoint file not found: {path} (download {url})")
+  return path
+
+
 def read_repo_config(source) -> dict | None:
   """The config.json of a HF repo directory (the official OmegaConf dump), or None."""
   path = pathlib.Path(source) / "config.json" if source is not None else None

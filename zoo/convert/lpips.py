@@ -44,23 +44,33 @@ def table(cfg: LPIPSConfig = LPIPSConfig()) -> list[Rule]:
 
 
 def load_state_dict(model, state_dict, *, model_name: str = "lpips_vgg"):
-  wrong = [f"{k}: {np.shape(state_dict[k])}, expected {s}" for k, s in DROPPED.items()
+  load_without_head(model, state_dict, table(model.config), DROPPED, model_name=model_name)
+
+
+def load_without_head(model, state_dict, rules, dropped, *, model_name: str):
+  """Loads through `rules` after checking and dropping the trunk's unused classifier."""
+  wrong = [f"{k}: {np.shape(state_dict[k])}, expected {s}" for k, s in dropped.items()
            if k in state_dict and tuple(np.shape(state_dict[k])) != s]
   if wrong:
     raise common.CheckpointMismatchError(
-        f"checkpoint does not fit {model_name}: VGG16 classifier of another shape:\n  "
+        f"checkpoint does not fit {model_name}: classifier of another shape:\n  "
         + "\n  ".join(wrong))
-  kept = {k: v for k, v in state_dict.items() if k not in DROPPED}
-  common.load_state_dict(model, kept, table(model.config), model_name=model_name)
+  kept = {k: v for k, v in state_dict.items() if k not in dropped}
+  common.load_state_dict(model, kept, rules, model_name=model_name)
 
 
 def read_checkpoint(source, *, model_name: str = "lpips_vgg") -> dict:
   """The merged {name: array} of the trunk and lin files in directory `source`."""
-  hint = (f"{model_name} loads from a directory holding {TRUNK_FILE} ({TRUNK_URL}) and {LIN_FILE}"
-          " (lpips/weights/v0.1/vgg.pth of `pip install lpips`); pass checkpoint=DIR")
+  return read_trunk_and_lin(source, TRUNK_FILE, TRUNK_URL, LIN_FILE, model_name=model_name)
+
+
+def read_trunk_and_lin(source, trunk_file, trunk_url, lin_file, *, model_name: str) -> dict:
+  """The union of a torchvision trunk file and an lpips lin file, both in directory `source`."""
+  hint = (f"{model_name} loads from a directory holding {trunk_file} ({trunk_url}) and {lin_file}"
+          f" (lpips/weights/v0.1/{lin_file} of `pip install lpips`); pass checkpoint=DIR")
   if source is None or not pathlib.Path(source).is_dir():
     raise FileNotFoundError(f"{hint}; got checkpoint={source!r}")
-  paths = [pathlib.Path(source) / TRUNK_FILE, pathlib.Path(source) / LIN_FILE]
+  paths = [pathlib.Path(source) / trunk_file, pathlib.Path(source) / lin_file]
   missing = [p.name for p in paths if not p.is_file()]
   if missing:
     raise FileNotFoundError(f"{source} lacks {', '.join(missing)}; {hint}")
