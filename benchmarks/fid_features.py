@@ -42,7 +42,6 @@ import collections
 import importlib
 import importlib.metadata
 import importlib.util
-import json
 import os
 import pathlib
 import statistics
@@ -57,6 +56,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import titok_throughput  # noqa: E402  (shared helpers: compile timer, CPU model, meta record)
+from bench_common import JsonLinesLog  # noqa: E402
 
 MODEL = "inception_fid"
 IMAGE_SIZE = 256
@@ -174,12 +174,7 @@ def main():
   pfi = import_pytorch_fid(args.pytorch_fid_path)
   compile_timer = titok_throughput.CompileTimer()
 
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  out_file = args.out.open("w")
-
-  def log(record):
-    out_file.write(json.dumps(record) + "\n")
-    out_file.flush()
+  log = JsonLinesLog(args.out)
 
   start = time.perf_counter()
   meta = titok_throughput.meta_record(args, torch.get_num_threads())
@@ -254,7 +249,7 @@ def main():
   meta["loadavg_end"] = os.getloadavg()
   meta["wall_s"] = time.perf_counter() - start
   log(meta)
-  out_file.close()
+  log.close()
 
   print(f"\n{MODEL} features (pool + logits; pytorch-fid: pool), {IMAGE_SIZE}x{IMAGE_SIZE} uint8 "
         f"-> 299, median of {args.reps} reps")

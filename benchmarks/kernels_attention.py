@@ -28,13 +28,12 @@ import argparse
 import datetime
 import json
 import platform
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 
+from bench_common import median_seconds
 from pallas_kernels.flash_attention import flash_attention
 
 DTYPES = {"bf16": jnp.bfloat16, "f16": jnp.float16, "f32": jnp.float32}
@@ -81,16 +80,6 @@ def compiled_memory(fn, *args):
           "output_bytes": int(stats.output_size_in_bytes)}
 
 
-def median_seconds(fn, args, reps):
-  jax.block_until_ready(fn(*args))  # compile and warm up
-  times = []
-  for _ in range(reps):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def measure(impl, pass_name, args, seq_len, *, timed):
   q, k, v, cotangent = make_inputs(args, seq_len)
   if pass_name == "forward":
@@ -104,7 +93,7 @@ def measure(impl, pass_name, args, seq_len, *, timed):
   try:
     record.update(compiled_memory(fn, *fn_args))
     if timed:
-      record["median_s"] = median_seconds(fn, fn_args, args.reps)
+      record["median_s"] = median_seconds(fn, fn_args, args.reps)[0]
   except Exception as error:  # one failing implementation must not hide the others
     record["error"] = f"{type(error).__name__}: {error}"[:500]
   return record

@@ -28,14 +28,13 @@ import argparse
 import datetime
 import json
 import platform
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 from jax.experimental.pallas import tpu as pltpu
 
+from bench_common import median_seconds
 from pallas_kernels.nearest_code import gpu, reference, tiled_xla, tpu
 
 MEMORY_FIELDS = ("temp_size_in_bytes", "argument_size_in_bytes", "output_size_in_bytes",
@@ -45,16 +44,6 @@ MEMORY_FIELDS = ("temp_size_in_bytes", "argument_size_in_bytes", "output_size_in
 def compiled_memory(fn, *args):
   analysis = jax.jit(fn).lower(*args).compile().memory_analysis()
   return {field: int(getattr(analysis, field)) for field in MEMORY_FIELDS}
-
-
-def median_seconds(fn, args, reps):
-  jax.block_until_ready(fn(*args))  # compile and warm up
-  times = []
-  for _ in range(reps):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times), times
 
 
 def cpu_records(args):

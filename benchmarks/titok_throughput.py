@@ -48,7 +48,6 @@ import contextlib
 import datetime
 import importlib
 import importlib.metadata
-import json
 import os
 import pathlib
 import platform
@@ -61,6 +60,8 @@ import types
 import warnings
 
 import numpy as np
+
+from bench_common import JsonLinesLog
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODEL = "titok_s128"
@@ -377,12 +378,7 @@ def main():
   torch.set_num_threads(args.threads)
   compile_timer = CompileTimer()
 
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  out_file = args.out.open("w")
-
-  def log(record):
-    out_file.write(json.dumps(record) + "\n")
-    out_file.flush()
+  log = JsonLinesLog(args.out)
 
   start = time.perf_counter()
   meta = meta_record(args, torch.get_num_threads())
@@ -466,7 +462,7 @@ def main():
   meta["loadavg_end"] = os.getloadavg()
   meta["wall_s"] = time.perf_counter() - start
   log(meta)
-  out_file.close()
+  log.close()
 
   if summary:
     print(f"\n{MODEL} encode+decode, {IMAGE_SIZE}x{IMAGE_SIZE}, median of {args.reps} reps "

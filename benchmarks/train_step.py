@@ -73,7 +73,6 @@ import collections
 import importlib
 import importlib.metadata
 import importlib.util
-import json
 import os
 import pathlib
 import statistics
@@ -89,6 +88,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import titok_throughput  # noqa: E402  (shared helpers: images, official import, timers, meta)
+from bench_common import JsonLinesLog  # noqa: E402
 
 ZOO_CONFIG = "titok_s128_stage2"
 OFFICIAL_CONFIG = "configs/training/TiTok/stage2/titok_s128.yaml"
@@ -380,12 +380,7 @@ def main():
   torch.set_num_threads(args.threads)
   torch.manual_seed(SEED)
   compile_timer = titok_throughput.CompileTimer()
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  out_file = args.out.open("w")
-
-  def log(record):
-    out_file.write(json.dumps(record) + "\n")
-    out_file.flush()
+  log = JsonLinesLog(args.out)
 
   start = time.perf_counter()
   meta = titok_throughput.meta_record(
@@ -478,7 +473,7 @@ def main():
   meta["loadavg_end"] = os.getloadavg()
   meta["wall_s"] = time.perf_counter() - start
   log(meta)
-  out_file.close()
+  log.close()
   tmp_dir.cleanup()
 
   print(f"\n{ZOO_CONFIG} training step (GAN active), batch {args.batch}, "
