@@ -65,6 +65,13 @@ def _register_families():
     module, converter = builders[name]
     register(name, cfg, lambda c, rngs, m=module: m(c, rngs=rngs), converter, repo)
 
+  from zoo.configs import kl_vae
+  from zoo.convert import kl_vae as kl_vae_convert
+  from models.image.kl_vae import KLVAE
+  for name, (cfg, repo) in kl_vae.MODELS.items():
+    register(name, cfg, lambda c, rngs, dtype=None: KLVAE(c, rngs=rngs, dtype=dtype),
+             kl_vae_convert, repo)
+
 
 def _entries() -> dict[str, Entry]:
   if not _REGISTRY:
