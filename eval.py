@@ -6,11 +6,14 @@
       --inception_checkpoint pt_inception-2015-12-05-6726825d.pth \
       --lpips_checkpoint path/to/lpips_vgg_dir --out results.json
   python eval.py --workdir runs/tiny                 # a model trained with train.py (EMA)
+  python eval.py --workdir runs/odp --num-tokens 1,2,4,8,16,32   # rate-distortion sweep
 
 Images are prepared by the named protocol (zoo/evals/protocols.py: titok, titok_wds, adm).
 Every process evaluates its share of the images over its devices and the results are gathered
 (multi-process flags as train.py). Writes the JSON results (--out: a .json path, or a directory
-that gets results.json) and recon_grid.png beside them.
+that gets results.json) and recon_grid.png beside them. With --num-tokens (flexible-length
+tokenizers) it evaluates each token count and writes rate_distortion.{jsonl,md,png} into the
+--out directory. Flag names take dashes or underscores.
 """
 import json
 import pathlib
@@ -39,6 +42,9 @@ _LPIPS_NET = flags.DEFINE_enum("lpips_net", "vgg", ["vgg", "alex"], "LPIPS backb
 _REFERENCE = flags.DEFINE_string("reference_stats", None,
                                  "Real-image FID statistics (.npz: mu, sigma; ADM batches too) "
                                  "instead of the evaluated images' own.")
+_NUM_TOKENS = flags.DEFINE_list("num_tokens", None,
+                                "Token counts to keep, e.g. 1,2,4,...,256: a rate-distortion "
+                                "table and plot (flexible-length tokenizers).")
 _OUT = flags.DEFINE_string("out", None, "results .json path or directory (default: eval_<model>).")
 
 
@@ -81,6 +87,7 @@ def main(argv):
   from zoo.data.protocol_batches import make_protocol_batches
   from zoo.evals.fid import load_statistics
   from zoo.evals.protocols import preprocess
+  from zoo.evals.rate_distortion import evaluate_rate_distortion
   from zoo.evals.reconstruction import evaluate_reconstruction
 
   model, name = load_model()
@@ -90,17 +97,37 @@ def main(argv):
       _DATA.value, transform=lambda image: preprocess(image, _PROTOCOL.value, size),
       batch_size=_BATCH.value, split=_SPLIT.value, num_examples=_NUM.value,
       process_index=jax.process_index(), process_count=jax.process_count())
-  batches = ({"image": batch.astype(np.float32) / 255.0} for batch in data)
+  def make_batches():
+    return ({"image": batch.astype(np.float32) / 255.0} for batch in data)
+
   out = pathlib.Path(_OUT.value or f"eval_{name}")
-  out_dir, json_path = (out.parent, out) if out.suffix == ".json" else (out, out / "results.json")
   reference = load_statistics(_REFERENCE.value) if _REFERENCE.value else None
-  results = evaluate_reconstruction(model, batches, out_dir=out_dir, metrics=_METRICS.value,
-                                    nets=nets, reference_stats=reference,
-                                    results_path=json_path, info={"protocol": _PROTOCOL.value})
+  kwargs = dict(metrics=_METRICS.value, nets=nets, reference_stats=reference,
+                info={"protocol": _PROTOCOL.value})
+  if _NUM_TOKENS.value:
+    counts = [int(k) for k in _NUM_TOKENS.value]
+    evaluate_rate_distortion(model, make_batches, counts, out_dir=out, **kwargs)
+    if jax.process_index() == 0:
+      print((out / "rate_distortion.md").read_text())
+      print(f"wrote {out}/rate_distortion.{{jsonl,md,png}} and tokens_*/recon_grid.png")
+    return
+  out_dir, json_path = (out.parent, out) if out.suffix == ".json" else (out, out / "results.json")
+  results = evaluate_reconstruction(model, make_batches(), out_dir=out_dir,
+                                    results_path=json_path, **kwargs)
   if jax.process_index() == 0:
     print(json.dumps(results, indent=2))
     print(f"wrote {json_path} and {out_dir / 'recon_grid.png'}")
 
 
+def parse_flags(argv):
+  """absl flags, with `--num-tokens` accepted for `--num_tokens` (and so for every flag)."""
+  def underscored(arg):
+    if not arg.startswith("--"):
+      return arg
+    name, eq, value = arg[2:].partition("=")
+    return "--" + name.replace("-", "_") + eq + value
+  return flags.FLAGS([argv[0]] + [underscored(a) for a in argv[1:]])
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

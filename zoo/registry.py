@@ -20,6 +20,8 @@ class Entry:
   hf_repo: str | None
   check_config: Callable | None = None  # (config, config.json dict, model_name=, source=)
   read_checkpoint: Callable | None = None  # (source, model_name=) -> state dict; default files'
+  # (source, model_name=) -> model config read from the checkpoint itself (FlexTok's header).
+  config_from_checkpoint: Callable | None = None
 
 
 _REGISTRY: dict[str, Entry] = {}
@@ -31,7 +33,8 @@ def register(name: str, config, build, converter, hf_repo=None):
     raise ValueError(f"model {name!r} is registered twice")
   _REGISTRY[name] = Entry(name, config, build, converter.load_state_dict, converter.table,
                           hf_repo, getattr(converter, "check_config", None),
-                          getattr(converter, "read_checkpoint", None))
+                          getattr(converter, "read_checkpoint", None),
+                          getattr(converter, "config_from_checkpoint", None))
 
 
 def _register_families():
@@ -41,7 +44,8 @@ def _register_families():
   from models.image.maskgit_vqgan import MaskGitVQGAN
   from models.image.titok import TiTok
 
-  for name, (cfg, repo) in titok.MODELS.items():
+  from zoo.configs import one_d_piece
+  for name, (cfg, repo) in (titok.MODELS | one_d_piece.MODELS).items():
     register(name, cfg, lambda c, rngs, dtype=None: TiTok(c, rngs=rngs, dtype=dtype),
              titok_convert, repo)
   for name, (cfg, repo) in maskgit_vqgan.MODELS.items():
@@ -71,6 +75,13 @@ def _register_families():
   for name, (cfg, repo) in kl_vae.MODELS.items():
     register(name, cfg, lambda c, rngs, dtype=None: KLVAE(c, rngs=rngs, dtype=dtype),
              kl_vae_convert, repo)
+
+  from zoo.configs import flextok
+  from zoo.convert import flextok as flextok_convert
+  from models.image.flextok import FlexTok
+  for name, (cfg, repo) in flextok.MODELS.items():
+    register(name, cfg, lambda c, rngs, dtype=None: FlexTok(c, rngs=rngs, dtype=dtype),
+             flextok_convert, repo)
 
 
 def _entries() -> dict[str, Entry]:
@@ -108,7 +119,12 @@ def from_pretrained(name: str, checkpoint: str | None = None, **overrides) -> nn
   entry = get(name)
   source = checkpoint or entry.hf_repo
   # Shapes only: every parameter is then filled from the checkpoint (the loader checks it).
-  model = nnx.eval_shape(lambda: create(name, **overrides))
+  if entry.config_from_checkpoint is not None:  # the checkpoint carries its architecture
+    cfg = entry.config_from_checkpoint(source, model_name=name)
+    cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg
+    model = nnx.eval_shape(lambda: entry.build(cfg, nnx.Rngs(0)))
+  else:
+    model = nnx.eval_shape(lambda: create(name, **overrides))
   hf_config = read_repo_config(source)  # a repo dir's config.json: a clear "other model" error
   if hf_config is not None and entry.check_config is not None:
     entry.check_config(model.config, hf_config, model_name=name, source=source)

@@ -2,7 +2,7 @@
 
 Encoder: ViT over [class, patches, K learned latent tokens]; the K latent outputs become the
 tokens. Decoder (MAE style): [class, grid^2 mask tokens, k <= K tokens] -> grid^2 outputs ->
-a head:
+a head (fewer than K tokens are masked out of attention, One-D-Piece's flexible length):
   * legacy (`is_legacy=True`, L32/B64/S128): 1024-way logits per position over the MaskGIT
     codebook; with `finetune_decoder` they are softmaxed, mixed with `pixel_quantize`'s codes
     and decoded by the MaskGIT CNN (`pixel_decoder`) to RGB;
@@ -54,6 +54,9 @@ class TiTokConfig:
   finetune_decoder: bool = True  # legacy only: decode to pixels (stage 2) instead of logits
   pixel_cnn: MaskGitCnnConfig = MaskGitCnnConfig()
   remat: bool = False  # recompute ViT block activations in the backward pass
+  # One-D-Piece's Tail Token Drop: training decodes only the first k ~ U{1..K} tokens (one k
+  # per batch), so that every prefix of the sequence decodes to a plausible image.
+  tail_token_drop: bool = False
 
   def __post_init__(self):
     object.__setattr__(self, "pixel_cnn", MaskGitCnnConfig.coerce(self.pixel_cnn))
@@ -167,15 +170,25 @@ class TiTokDecoder(nnx.Module):
                                kernel_metadata=axes(None, None, None, None),
                                bias_metadata=axes(None))
 
-  def __call__(self, z):
-    """z [B, k, token_size], k <= K -> logits [B, g, g, 1024] (legacy) or RGB [B, H, W, 3]."""
+  def __call__(self, z, num_tokens=None):
+    """z [B, k, token_size], k <= K -> logits [B, g, g, 1024] (legacy) or RGB [B, H, W, 3].
+
+    `num_tokens` (int [B]) keeps only the first num_tokens[b] tokens of image b: the others
+    are masked out of attention, which equals decoding the truncated sequence (the outputs
+    are read at the grid queries only) with one program for every length.
+    """
     b, k, _ = z.shape
     x = self.decoder_embed(z) + self.latent_token_positional_embedding[:k]
     queries = jnp.broadcast_to(self.mask_token[...], (b, self.grid ** 2, self.width))
     cls = jnp.broadcast_to(self.class_embedding[...], (b, 1, self.width))
     queries = jnp.concatenate([cls, queries], axis=1) + self.positional_embedding[...]
     x = self.ln_pre(jnp.concatenate([queries.astype(x.dtype), x], axis=1))
-    x = run_blocks(self.transformer, x, remat=self.remat)
+    mask = None
+    if num_tokens is not None:
+      kept = jnp.arange(k)[None, :] < jnp.asarray(num_tokens)[:, None]  # [B, k]
+      queries_kept = jnp.ones((b, 1 + self.grid ** 2), bool)
+      mask = jnp.concatenate([queries_kept, kept], axis=1)[:, None, None, :]
+    x = run_blocks(self.transformer, x, remat=self.remat, mask=mask)
     x = self.ln_post(x[:, 1:1 + self.grid ** 2]).reshape(b, self.grid, self.grid, self.width)
     if self.is_legacy:
       return self.ffn[1](jnp.tanh(self.ffn[0](x)))
@@ -210,12 +223,13 @@ class TiTok(nnx.Module):
     """Pre-bottleneck encoder output [B, K, token_size] (x2 channels for VAE: mean||logvar)."""
     return self.encoder(images, self.latent_tokens[...])
 
-  def decode_latents(self, z):
+  def decode_latents(self, z, num_tokens=None):
     """z [B, k, token_size] (quantized or sampled) -> RGB [B, H, W, 3], unclipped.
 
+    `num_tokens` (int [B]): decode only the first num_tokens[b] tokens of image b.
     A legacy model without the pixel decoder (stage 1) returns its 1024-way logits instead.
     """
-    out = self.decoder(z)
+    out = self.decoder(z, num_tokens)
     if not self.config.pixel_decoder:
       return out
     probs = jax.nn.softmax(out.astype(jnp.float32), axis=-1)
@@ -238,10 +252,15 @@ class TiTok(nnx.Module):
       return _encode_sample(self, images, rngs.sample())
     return _encode_mode(self, images)
 
-  def decode(self, tokens, *, clip: bool = True):
-    """ids [B, k] (VQ) or tokens [B, k, C] (VAE), any k <= K -> images [B, H, W, 3]."""
+  def decode(self, tokens, *, num_tokens=None, clip: bool = True):
+    """ids [B, k] (VQ) or tokens [B, k, C] (VAE), any k <= K -> images [B, H, W, 3].
+
+    Fewer than K tokens are padded to K and masked, so every length runs the same compiled
+    program. `num_tokens` (int [B]) decodes only the first num_tokens[b] tokens of image b.
+    """
     self._check_tokens(tokens)
-    out = _decode(self, tokens)
+    tokens, num_tokens = self._pad_to_all_tokens(tokens, num_tokens)
+    out = _decode(self, tokens, num_tokens)
     return jnp.clip(out, 0.0, 1.0) if clip and not self.config.decodes_to_logits else out
 
   def __call__(self, images, *, train: bool = True, rngs: nnx.Rngs | None = None):
@@ -255,9 +274,34 @@ class TiTok(nnx.Module):
       posterior = DiagonalGaussian(z)
       z_q = posterior.sample(rngs.sample()) if train and rngs is not None else posterior.mode()
       out["kl"] = posterior.kl()
-    decoded = self.decode_latents(z_q.astype(z.dtype))
+    num_tokens = None
+    if self.config.tail_token_drop and train and rngs is not None:
+      # One length for the whole batch, as One-D-Piece draws it.
+      k = jax.random.randint(rngs.sample(), (), 1, self.config.num_latent_tokens + 1)
+      num_tokens = jnp.full((images.shape[0],), k, jnp.int32)
+    decoded = self.decode_latents(z_q.astype(z.dtype), num_tokens)
     out["logits" if self.config.decodes_to_logits else "recon"] = decoded
     return out
+
+  def _pad_to_all_tokens(self, tokens, num_tokens):
+    """(tokens padded to K, int32 [B] lengths): padding on the host keeps one program."""
+    b, k = tokens.shape[:2]
+    k_max = self.config.num_latent_tokens
+    if num_tokens is None:
+      num_tokens = np.full((b,), k, np.int32)
+    elif not isinstance(num_tokens, jax.core.Tracer):
+      num_tokens = np.asarray(num_tokens)
+      if num_tokens.shape != (b,) or not np.issubdtype(num_tokens.dtype, np.integer):
+        raise ValueError(f"num_tokens must be integers of shape ({b},); got "
+                         f"{num_tokens.dtype} {num_tokens.shape}")
+      if num_tokens.min() < 1 or num_tokens.max() > k:
+        raise ValueError(f"num_tokens must be in [1, {k}] (the tokens given); got "
+                         f"[{num_tokens.min()}, {num_tokens.max()}]")
+    if k < k_max:
+      widths = [(0, 0), (0, k_max - k)] + [(0, 0)] * (tokens.ndim - 2)
+      pad = jnp.pad if isinstance(tokens, jax.core.Tracer) else np.pad
+      tokens = pad(tokens, widths)
+    return tokens, num_tokens
 
   def _check_tokens(self, tokens):
     k_max = self.config.num_latent_tokens
@@ -301,6 +345,6 @@ def _encode_sample(model: TiTok, images, key):
 
 
 @functools.partial(nnx.jit, graph=False)  # tree mode: ~2 ms per call instead of ~35
-def _decode(model: TiTok, tokens):
+def _decode(model: TiTok, tokens, num_tokens):
   z = model.quantize.lookup(tokens) if model.quantize is not None else tokens
-  return model.decode_latents(z.astype(jnp.float32))
+  return model.decode_latents(z.astype(jnp.float32), num_tokens)

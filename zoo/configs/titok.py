@@ -62,22 +62,23 @@ _TINY_ALIASES = {"tiny": "titok_tiny_vq", "tiny_stage1": "titok_tiny_stage1",
 _LEGACY_STAGES = ("_stage1", "_stage2")
 
 
-def _recipe(arg: str) -> tuple[str, str]:
+def _recipe(arg: str, models: dict, tiny_aliases: dict) -> tuple[str, str]:
   """(model name, recipe) where recipe is pixels | stage1 | stage2 | single_stage."""
-  if arg in _TINY_ALIASES:
+  if arg in tiny_aliases:
     recipe = arg.removeprefix("tiny").removeprefix("_") or "pixels"
-    return _TINY_ALIASES[arg], recipe
+    return tiny_aliases[arg], recipe
+  legacy = sorted(name for name, (cfg, repo) in models.items() if cfg.is_legacy and repo)
   for suffix in _LEGACY_STAGES:
-    if arg.endswith(suffix) and arg[:-len(suffix)] in MODELS:
+    if arg.endswith(suffix) and arg[:-len(suffix)] in models:
       model = arg[:-len(suffix)]
-      if not MODELS[model][0].is_legacy:
+      if not models[model][0].is_legacy:
         raise ValueError(f"{arg!r}: the two-stage recipe exists for the legacy models "
-                         "titok_l32/b64/s128; the others train in one stage (use the bare name)")
+                         f"{legacy}; the others train in one stage (use the bare name)")
       return model, suffix[1:]
-  if arg in MODELS:
-    return arg, "pixels" if MODELS[arg][0].is_legacy else "single_stage"
-  raise ValueError(f"unknown TiTok config {arg!r}; choose one of {sorted(_TINY_ALIASES)}, "
-                   f"'<titok_l32|b64|s128>_stage1|_stage2' or one of {sorted(MODELS)}")
+  if arg in models:
+    return arg, "pixels" if models[arg][0].is_legacy else "single_stage"
+  raise ValueError(f"unknown config {arg!r}; choose one of {sorted(tiny_aliases)}, "
+                   f"'<{'|'.join(legacy)}>_stage1|_stage2' or one of {sorted(models)}")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -90,8 +91,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     titok_{bl,sl,ll}*_{vq8k,vae_c16}  single stage: L2 + LPIPS + ConvNeXt + GAN (+ VQ or KL)
     titok_{s128,b64,l32}          the legacy model with L2 + VQ only
   """
-  model, recipe = _recipe(arg or "tiny")
-  tiny = MODELS[model][0].image_size <= 64
+  return build_config(arg or "tiny", MODELS, _TINY_ALIASES)
+
+
+def build_config(arg: str, models: dict, tiny_aliases: dict) -> ml_collections.ConfigDict:
+  """The TiTok-family recipe `arg` over the registered `models` (TiTok, One-D-Piece)."""
+  model, recipe = _recipe(arg, models, tiny_aliases)
+  tiny = models[model][0].image_size <= 64
   c = ml_collections.ConfigDict()
   c.model = model
   c.recipe = recipe
@@ -150,7 +156,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if recipe == "stage2":
     _stage2(c, tiny)
   if recipe == "single_stage":
-    _single_stage(c, tiny, vq=MODELS[model][0].quantize_mode == "vq")
+    _single_stage(c, tiny, vq=models[model][0].quantize_mode == "vq")
   return c
 
 

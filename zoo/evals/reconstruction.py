@@ -9,6 +9,8 @@ and rounded to k / 255, then real and reconstructed images are cast to uint8 by 
 float32 before the FID Inception network. Without reference statistics the real side of the
 FID is the same evaluated images (rFID); with them (`reference_stats`), those are used instead.
 """
+import functools
+import inspect
 import json
 import pathlib
 
@@ -62,10 +64,18 @@ def quantize_reconstruction(x):
   return jnp.round(jnp.clip(x, 0.0, 1.0) * jnp.float32(255.0)) / jnp.float32(255.0)
 
 
-def _batch_outputs(model, nets: EvalNets, images, *, metrics):
-  """Everything one batch contributes, per image, computed on device."""
+def _batch_outputs(model, nets: EvalNets, images, num_tokens, *, metrics):
+  """Everything one batch contributes, per image, computed on device.
+
+  `num_tokens` None decodes every token; an int32 scalar keeps that many (flexible-length
+  tokenizers), as data, so one compiled program serves every length.
+  """
   tokens = model.encode(images)
-  recon = jnp.clip(model.decode(tokens).astype(jnp.float32), 0.0, 1.0)
+  if num_tokens is None:
+    decoded = model.decode(tokens)
+  else:
+    decoded = model.decode(tokens, num_tokens=jnp.full((images.shape[0],), num_tokens))
+  recon = jnp.clip(decoded.astype(jnp.float32), 0.0, 1.0)
   out = {"recon": recon}
   if "usage" in metrics and jnp.issubdtype(tokens.dtype, jnp.integer):
     out["ids"] = tokens
@@ -144,10 +154,39 @@ def _gather_rows(rows):
   return np.concatenate([g[:c] for g, c in zip(gathered, counts)])
 
 
+@functools.partial(jax.jit, static_argnames=("model_graph", "nets_graph", "metrics"))
+def _run_batch(model_state, nets_state, images, num_tokens, *, model_graph, nets_graph,
+               metrics):
+  return _batch_outputs(nnx.merge(model_graph, model_state), nnx.merge(nets_graph, nets_state),
+                        images, num_tokens, metrics=metrics)
+
+
+def max_tokens(model) -> int | None:
+  """The token count of a 1D tokenizer: TiTok's latent tokens, FlexTok's registers."""
+  config = getattr(model, "config", None)
+  for field in ("num_latent_tokens", "num_registers"):
+    if getattr(config, field, None):
+      return int(getattr(config, field))
+  return None
+
+
+def check_num_tokens(model, num_tokens: int | None):
+  """A clear error unless `model` is flexible and 1 <= num_tokens <= its token count."""
+  if num_tokens is None:
+    return
+  k_max = max_tokens(model)
+  if "num_tokens" not in inspect.signature(model.decode).parameters or k_max is None:
+    raise ValueError(f"{type(model).__name__} cannot decode a chosen number of tokens "
+                     "(its decode has no num_tokens)")
+  if not 1 <= num_tokens <= k_max:
+    raise ValueError(f"num_tokens must be in [1, {k_max}]; got {num_tokens}")
+
+
 def evaluate_reconstruction(model, batches, *, out_dir, metrics=("psnr", "ssim", "usage"),
                             nets: EvalNets | None = None,
                             reference_stats: GaussianStatistics | None = None,
-                            num_batches=None, results_path=None, info=None) -> dict:
+                            num_batches=None, results_path=None, info=None,
+                            num_tokens: int | None = None) -> dict:
   """Evaluates `model` on this process's `batches`, gathers all processes' results.
 
   Args:
@@ -161,12 +200,14 @@ def evaluate_reconstruction(model, batches, *, out_dir, metrics=("psnr", "ssim",
     num_batches: for the progress bar.
     results_path: the JSON file (default <out_dir>/results.json).
     info: extra entries for the JSON (e.g. the protocol).
+    num_tokens: decode only the first `num_tokens` tokens (flexible-length tokenizers).
 
   Returns:
     {metric: value, "num_images": N}; rfid also gives "fid_real_count".
   """
   nets = nets or EvalNets()
   metrics = check_metrics(metrics, nets)
+  check_num_tokens(model, num_tokens)
   out_dir = pathlib.Path(out_dir)
   quantize = getattr(model, "quantize", None)
   acc = _Accumulators(metrics, getattr(quantize, "codebook_size", None))
@@ -174,11 +215,9 @@ def evaluate_reconstruction(model, batches, *, out_dir, metrics=("psnr", "ssim",
   devices = mesh.size
   model_graph, model_state = nnx.split(model)
   nets_graph, nets_state = nnx.split(nets)
-
-  @jax.jit
-  def run(model_state, nets_state, images):
-    return _batch_outputs(nnx.merge(model_graph, model_state), nnx.merge(nets_graph, nets_state),
-                          images, metrics=metrics)
+  run = functools.partial(_run_batch, model_graph=model_graph, nets_graph=nets_graph,
+                          metrics=metrics)
+  kept = None if num_tokens is None else np.int32(num_tokens)
 
   grid_written = False
   for batch in tqdm.tqdm(batches, total=num_batches, desc="eval", dynamic_ncols=True,
@@ -189,7 +228,7 @@ def evaluate_reconstruction(model, batches, *, out_dir, metrics=("psnr", "ssim",
     padded = np.zeros((rows, *images.shape[1:]), np.float32)
     padded[:len(images)] = images
     sharded = jax.device_put(padded, NamedSharding(mesh, P("batch")))
-    out = jax.device_get(run(model_state, nets_state, sharded))
+    out = jax.device_get(run(model_state, nets_state, sharded, kept))
     out = {k: v[:len(images)] for k, v in out.items()}
     acc.update(out, keep)
     if not grid_written and jax.process_index() == 0 and keep.any():
@@ -216,6 +255,8 @@ def evaluate_reconstruction(model, batches, *, out_dir, metrics=("psnr", "ssim",
     usage.counts[:] = id_counts
     results.update(usage.result())
   results["num_images"] = num_images
+  if num_tokens is not None:
+    results["num_tokens"] = int(num_tokens)
   results.update(info or {})
   if jax.process_index() == 0:
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -4,13 +4,26 @@ import jax.numpy as jnp
 
 
 def reconstruction_loss(out: dict, images, weights) -> tuple[jnp.ndarray, dict]:
-  """Returns (scalar loss, scalar metrics) from a model's training forward `out`."""
-  if "recon" not in out:
-    raise ValueError("this model predicts proxy-code logits (stage 1); reconstruction losses "
-                     "need a model that decodes to pixels")
-  pixel_l2 = jnp.mean((out["recon"].astype(jnp.float32) - images) ** 2)
-  loss = weights.pixel_l2 * pixel_l2
-  metrics = {"pixel_l2": pixel_l2}
+  """Returns (scalar loss, scalar metrics) from a model's training forward `out`.
+
+  Pixel L2 on `out["recon"]` (unless its weight is 0), the quantizer / KL terms, and every
+  loss the model names in `out["losses"]` (a flow-matching loss, a halting loss, ...),
+  weighted by `weights.<name>` (1 when the config does not name it).
+  """
+  loss = jnp.zeros((), jnp.float32)
+  metrics = {}
+  if weights.pixel_l2:
+    if "recon" not in out:
+      raise ValueError("pixel_l2 needs a model that decodes to pixels in training; this one "
+                       f"returns {sorted(out)} (stage-1 logits or a model-defined loss: set "
+                       "loss.pixel_l2=0)")
+    pixel_l2 = jnp.mean((out["recon"].astype(jnp.float32) - images) ** 2)
+    loss += weights.pixel_l2 * pixel_l2
+    metrics["pixel_l2"] = pixel_l2
+  for name, value in out.get("losses", {}).items():
+    loss += weights.get(name, 1.0) * value
+    metrics[name] = value
+  metrics.update(out.get("stats", {}))
   if "quantizer_loss" in out:
     loss += weights.quantizer * out["quantizer_loss"]
     metrics.update({k: out[k] for k in ("quantizer_loss", "commitment_loss", "codebook_loss",
