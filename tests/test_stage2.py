@@ -152,7 +152,7 @@ def test_recipes_carry_the_published_hyper_parameters():
   assert not titok.get_config("titok_bl64_vae_c16").codebook_reanchor
   with pytest.raises(ValueError, match="legacy"):
     titok.get_config("titok_bl64_vq8k_stage2")
-  with pytest.raises(ValueError, match="unknown TiTok config"):
+  with pytest.raises(ValueError, match="unknown config"):
     titok.get_config("titok_s128_stage3")
 
 

@@ -76,6 +76,10 @@ def _register_families():
     register(name, cfg, lambda c, rngs, dtype=None: KLVAE(c, rngs=rngs, dtype=dtype),
              kl_vae_convert, repo)
 
+  from zoo.configs import karl
+  for name, (cfg, repo) in karl.MODELS.items():  # halting heads on frozen One-D-Piece bases
+    register(name, cfg, karl.build, karl.converter, repo)
+
   from zoo.configs import flextok
   from zoo.convert import flextok as flextok_convert
   from models.image.flextok import FlexTok

@@ -308,6 +308,9 @@ class Trainer:
       params = load_stage1_weights(params, self.config.init_from)
     if self.config.pixel_decoder_from_teacher:
       params = load_pixel_decoder(params, create_teacher_model(self.config))
+    if self.config.get("base_from"):  # a halting head's frozen base tokenizer
+      from zoo.train.warm_start import load_base_tokenizer
+      params = load_base_tokenizer(params, self.config.base_from)
     if params is not self.state["params"]:
       self.state["params"] = params
       self.state["ema"] = jax.tree.map(jnp.copy, params)  # the EMA starts at the weights

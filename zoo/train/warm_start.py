@@ -50,3 +50,13 @@ def load_pixel_decoder(params, vqgan: nnx.Module):
     raise ValueError("the model has no pixel decoder (a legacy TiTok with finetune_decoder)")
   params = copy_params(vqgan.quantize, params, ("pixel_quantize",), "the VQGAN quantizer")
   return copy_params(vqgan.decoder, params, ("pixel_decoder",), "the VQGAN decoder")
+
+
+def load_base_tokenizer(params, workdir):
+  """`params` with params["base"] from the flexible tokenizer run in `workdir` (EMA weights):
+  the frozen base under a halting head (models/image/adaptive_length.py)."""
+  from zoo.train.trainer import load_trained_model  # the trainer imports this module
+  if "base" not in params:
+    raise ValueError("base_from needs a model with a `base` tokenizer (an adaptive-length model)")
+  return copy_params(load_trained_model(workdir, weights="ema"), params, ("base",),
+                     f"the base tokenizer run in {workdir}")
