@@ -22,11 +22,11 @@ from zoo.convert.seeded import seeded_state_dict
 from zoo.data import make_eval_batches, make_image_dataset
 from zoo.evals import psnr
 from zoo.train.trainer import Trainer, load_trained_model
+from tests.compilations import count_compilations
 
 K = 32
 BASE_WEIGHTS = pathlib.Path(__file__).parent / "golden" / "one_d_piece_tiny_base.safetensors"
 IMAGES = np.random.default_rng(0).uniform(size=(3, 64, 64, 3)).astype(np.float32)
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 @pytest.fixture(scope="module")
@@ -139,17 +139,11 @@ def test_encode_respects_the_budget_and_compiles_once(model):
   assert 1 <= lengths[0] <= 1 and 1 <= lengths[1] <= 5 and 1 <= lengths[2] <= K
   np.testing.assert_array_equal(ids, model.base.encode(IMAGES))  # the base's tokens
   assert model.decode(ids, num_tokens=lengths).shape == IMAGES.shape
-  compiles = []
-  listener = lambda event, duration, **kw: compiles.append(event) if event == COMPILE_EVENT \
-      else None
-  jax.monitoring.register_event_duration_secs_listener(listener)
-  try:
+  with count_compilations() as compiles:
     for budget, target in ((3, 0.002), (K, 0.05), (np.array([2, 9, 17]), np.array(
         [0.001, 0.01, 0.1]))):
       _, lengths = model.encode(IMAGES, max_tokens=budget, target_error=target)
       assert np.all(np.asarray(lengths) <= budget) and np.all(np.asarray(lengths) >= 1)
-  finally:
-    jax.monitoring.unregister_event_duration_listener(listener)
   assert compiles == []
 
 

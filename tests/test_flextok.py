@@ -14,6 +14,7 @@ import zoo
 from models.image.flextok import FlexTok, sincos_posemb
 from zoo.convert import common
 from zoo.convert import flextok as convert
+from tests.compilations import count_compilations
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 CKPT = GOLDEN / "flextok_tiny.safetensors"
@@ -207,12 +208,7 @@ def test_released_parameter_counts():
 
 # -- the public API --------------------------------------------------------------------------
 def test_one_compilation_for_every_length(tiny):
-  compiles = []
-  def listener(event, duration, **kwargs):
-    if event == "/jax/core/compile/backend_compile_duration":
-      compiles.append(event)
-  jax.monitoring.register_event_duration_secs_listener(listener)
-  try:
+  with count_compilations() as compiles:
     rng = np.random.default_rng(0)
     ids = rng.integers(0, tiny.config.codebook_size, (2, 32)).astype(np.int32)
     first = tiny.decode(ids[:, :4], num_steps=2)
@@ -221,8 +217,6 @@ def test_one_compilation_for_every_length(tiny):
     outs.append(tiny.decode(ids, num_tokens=np.asarray([4, 32], np.int32), num_steps=2))
     jax.block_until_ready(outs)
     assert before >= 1 and len(compiles) == before, "decode recompiled for a new length"
-  finally:
-    jax.monitoring.unregister_event_duration_listener(listener)
   assert first.shape == (2, 64, 64, 3) and float(first.min()) >= 0 and float(first.max()) <= 1
   # per-image lengths: image 0 with 4 tokens equals decoding its first 4 tokens alone.
   np.testing.assert_allclose(np.asarray(outs[-1][0]), np.asarray(first[0]), atol=1e-5)

@@ -11,6 +11,7 @@ from zoo import registry
 from zoo.configs import one_d_piece
 from zoo.convert.common import expected_torch_shapes
 from zoo.convert.seeded import seeded_state_dict
+from tests.compilations import count_compilations
 
 IMAGES = np.random.default_rng(0).uniform(size=(3, 64, 64, 3)).astype(np.float32)
 
@@ -44,17 +45,11 @@ def test_per_image_lengths_equal_separate_decodes(model):
 
 
 def test_one_compilation_for_every_length(model):
-  compiles = []
-  listener = lambda event, duration, **kw: compiles.append(event) if (
-      event == "/jax/core/compile/backend_compile_duration") else None
   ids = np.asarray(model.encode(IMAGES))
   model.decode(ids)  # compiles once
-  jax.monitoring.register_event_duration_secs_listener(listener)
-  try:
+  with count_compilations() as compiles:
     outs = [np.asarray(model.decode(ids[:, :k])) for k in range(1, 33)]
     model.decode(ids, num_tokens=np.array([1, 2, 3], np.int32))
-  finally:
-    jax.monitoring.unregister_event_duration_listener(listener)
   assert compiles == []
   assert not np.allclose(outs[0], outs[-1])  # the lengths did change the images
 

@@ -5,7 +5,6 @@ import pathlib
 import subprocess
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from zoo.data import make_eval_batches, make_image_dataset
 from zoo.evals import psnr
 from zoo.evals.rate_distortion import evaluate_rate_distortion, markdown_table
 from zoo.evals.reconstruction import evaluate_reconstruction
+from tests.compilations import count_compilations
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -51,18 +51,9 @@ def test_each_row_is_the_prefix_decode(model, tmp_path):
 def test_the_sweep_compiles_once(model, tmp_path):
   evaluate_reconstruction(model, batches(), out_dir=tmp_path / "warm", metrics=("psnr",),
                           num_tokens=2)
-  compiles = []
-
-  def listener(event, duration, **kwargs):
-    if event == "/jax/core/compile/backend_compile_duration":
-      compiles.append(event)
-
-  jax.monitoring.register_event_duration_secs_listener(listener)
-  try:
+  with count_compilations() as compiles:
     evaluate_rate_distortion(model, batches, [1, 3, 8, 32], out_dir=tmp_path / "sweep",
                              metrics=("psnr",))
-  finally:
-    jax.monitoring.unregister_event_duration_listener(listener)
   assert compiles == []
 
 
