@@ -87,6 +87,13 @@ def _register_families():
     register(name, cfg, lambda c, rngs, dtype=None: FlexTok(c, rngs=rngs, dtype=dtype),
              flextok_convert, repo)
 
+  from zoo.configs import dac
+  from zoo.convert import dac as dac_convert
+  from models.audio.dac import DAC
+  for name, (cfg, repo) in dac.MODELS.items():
+    register(name, cfg, lambda c, rngs, dtype=None: DAC(c, rngs=rngs, dtype=dtype),
+             dac_convert, repo)
+
 
 def _entries() -> dict[str, Entry]:
   if not _REGISTRY:

@@ -29,3 +29,15 @@ def seeded_tensor(name: str, shape, seed: int = 0) -> np.ndarray:
 def seeded_state_dict(shapes: dict, seed: int = 0) -> dict:
   """{name: shape} -> {name: float32 array}."""
   return {name: seeded_tensor(name, shape, seed) for name, shape in sorted(shapes.items())}
+
+
+def codec_state_dict(shapes: dict, seed: int = 0) -> dict:
+  """Seeded weights for the audio codecs: as `seeded_state_dict`, but with the weight-norm
+  gains (`weight_g`) and Snake's `alpha` kept in [0.5, 1.5], where trained codecs have them
+  (a gain or alpha near 0 makes a conv or a Snake degenerate)."""
+  state = seeded_state_dict(shapes, seed)
+  for name, value in state.items():
+    if name.endswith(("weight_g", ".alpha", "original0")):
+      rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 1])
+      state[name] = rng.uniform(0.5, 1.5, value.shape).astype(np.float32)
+  return state
