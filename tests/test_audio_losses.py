@@ -76,3 +76,17 @@ def test_metrics_reject_bad_inputs():
     audio_metrics.mel_distance(ref[..., 0], est[..., 0], rate)
   with pytest.raises(ValueError, match="differ in shape"):
     audio_losses.mel_loss(ref, est[:, :-1], rate)
+
+
+def test_pesq_and_stoi_rank_a_clean_copy_above_a_noisy_one():
+  ref, _, rate = _case("a")
+  with pytest.raises(ValueError, match="STOI needs at least"):
+    audio_metrics.stoi_score(ref, ref, rate)  # 0.25 s: too short for STOI
+  ref = np.tile(ref, (1, 4, 1))  # 1 s
+  rng = np.random.default_rng(0)
+  noisy = np.clip(ref + 0.3 * rng.normal(size=ref.shape), -1, 1).astype(np.float32)
+  assert audio_metrics.optional_metrics_available() == {"pesq": True, "stoi": True}
+  clean_pesq, noisy_pesq = (audio_metrics.pesq_score(ref, x, rate) for x in (ref, noisy))
+  assert np.all(clean_pesq > 4.4) and np.all(noisy_pesq < clean_pesq - 1.0)
+  clean_stoi, noisy_stoi = (audio_metrics.stoi_score(ref, x, rate) for x in (ref, noisy))
+  assert np.all(clean_stoi > 0.99) and np.all(noisy_stoi < clean_stoi)

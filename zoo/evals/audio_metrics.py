@@ -86,6 +86,12 @@ def stoi_score(ref, est, sample_rate: int) -> np.ndarray:
   _require("pystoi", "pystoi")
   from pystoi import stoi
   _check(ref, est)
-  return np.array([stoi(_mono_at(r, sample_rate, sample_rate), _mono_at(e, sample_rate,
-                                                                         sample_rate),
-                        sample_rate) for r, e in zip(ref, est)])
+  scores = np.array([stoi(_mono_at(r, sample_rate, sample_rate),
+                          _mono_at(e, sample_rate, sample_rate), sample_rate)
+                     for r, e in zip(ref, est)])
+  # pystoi returns 1e-5 (with a warning) when under 30 frames of 25.6 ms remain after it
+  # drops silent frames: a placeholder, not a score.
+  if np.any(scores == 1e-5):
+    raise ValueError(f"STOI needs at least ~0.8 s of non-silent audio per clip; got clips of "
+                     f"{ref.shape[1] / sample_rate:.2f} s")
+  return scores
