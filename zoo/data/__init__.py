@@ -1,7 +1,12 @@
-"""Grain image pipelines: `make_image_dataset(spec, ...)` for training and evaluation streams,
-`make_eval_batches(spec, ...)` for a small fixed eval set. Specs: builtin:photos,
-folder:/path, tfds:NAME.
+"""Grain pipelines. Images: `make_image_dataset(spec, ...)` for training and evaluation
+streams, `make_eval_batches(spec, ...)` for a small fixed eval set (specs builtin:photos,
+folder:/path, tfds:NAME). Audio: `make_audio_dataset` / `make_audio_eval_batches` (specs
+builtin:audio, folder:/path of WAVs, tfds:NAME), `read_wav`, `write_wav`, `resample`.
 """
+from zoo.data.audio_io import read_wav, write_wav
+from zoo.data.audio_pipeline import make_audio_dataset, make_audio_eval_batches
+from zoo.data.audio_transforms import resample
 from zoo.data.pipeline import make_eval_batches, make_image_dataset, open_source
 
-__all__ = ["make_eval_batches", "make_image_dataset", "open_source"]
+__all__ = ["make_audio_dataset", "make_audio_eval_batches", "make_eval_batches",
+           "make_image_dataset", "open_source", "read_wav", "resample", "write_wav"]

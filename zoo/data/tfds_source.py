@@ -59,3 +59,40 @@ class TfdsImages:
 
   def __getitem__(self, index: int) -> np.ndarray:
     return to_rgb_uint8(self.source[index][self.image_key])
+
+
+class TfdsAudio:
+  """Random-access source of (float32 [T, C] in [-1, 1], rate) from a prepared TFDS dataset
+  with an Audio feature (e.g. librispeech's 16 kHz int16 `speech`)."""
+
+  def __init__(self, name: str, split: str, data_dir: str | None = None,
+               audio_key: str | None = None):
+    data_dir = data_dir or tfds.core.constants.get_default_data_dir()
+    try:
+      builder = open_builder(name, data_dir)
+      features = builder.info.features
+    except ModuleNotFoundError as e:
+      if "tensorflow" not in str(e):
+        raise
+      raise ImportError(f"TFDS dataset {name!r}: TFDS's Audio feature needs TensorFlow "
+                        "(pip install tensorflow-cpu); the zoo itself does not") from e
+    audio_keys = [k for k, f in features.items() if getattr(f, "sample_rate", None)]
+    key = audio_key or (audio_keys[0] if audio_keys else None)
+    if key is None or key not in features:
+      raise KeyError(f"TFDS dataset {name!r} has no audio feature{f' {audio_key!r}' if audio_key else ''}; "
+                     f"features: {list(features)}.")
+    feature = features[key]
+    if not getattr(feature, "sample_rate", None):
+      raise ValueError(f"TFDS dataset {name!r}: feature {key!r} declares no sample rate")
+    self.rate = int(feature.sample_rate)
+    self.scale = 1.0 if np.dtype(feature.dtype).kind == "f" else float(
+        2 ** (8 * np.dtype(feature.dtype).itemsize - 1))
+    self.source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    self.key = key
+
+  def __len__(self):
+    return len(self.source)
+
+  def __getitem__(self, index: int):
+    audio = np.asarray(self.source[index][self.key]).astype(np.float32) / self.scale
+    return (audio[:, None] if audio.ndim == 1 else audio), self.rate
