@@ -4,7 +4,7 @@ import pytest
 import torch
 from flax import nnx
 
-from models.layers.audio_conv import Conv1d, ConvTranspose1d, Snake
+from models.layers.audio_conv import Conv1d, Conv2d, ConvTranspose1d, Snake
 
 
 def _copy_weight_norm(ours, theirs):
@@ -59,3 +59,18 @@ def test_snake_matches_dac_formula():
   x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(1, 4, 3)
   alpha = np.array([0.5, 1.0, 2.0], np.float32)
   np.testing.assert_allclose(snake(x), x + np.sin(alpha * x) ** 2 / (alpha + 1e-9), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation", [
+    ((5, 1), (3, 1), (2, 0), 1), ((3, 9), (1, 2), (1, 4), 1), ((3, 8), (1, 2), (2, 3), (2, 1))])
+def test_conv2d_matches_torch_weight_norm(kernel, stride, padding, dilation):
+  torch.manual_seed(2)
+  theirs = torch.nn.utils.weight_norm(torch.nn.Conv2d(
+      3, 5, kernel, stride=stride, padding=padding, dilation=dilation))
+  theirs.weight_g.data.uniform_(0.5, 2.0)
+  ours = Conv2d(3, 5, kernel, stride=stride, padding=padding, dilation=dilation,
+                rngs=nnx.Rngs(0))
+  _copy_weight_norm(ours, theirs)
+  x = np.random.default_rng(2).normal(size=(2, 3, 17, 23)).astype(np.float32)
+  want = theirs(torch.from_numpy(x)).detach().numpy().transpose(0, 2, 3, 1)
+  np.testing.assert_allclose(ours(x.transpose(0, 2, 3, 1)), want, atol=1e-5)

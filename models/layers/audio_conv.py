@@ -108,6 +108,31 @@ class ConvTranspose1d(_WeightNormed):
     return y if self.bias is None else y + self.bias[...].astype(x.dtype)
 
 
+class Conv2d(_WeightNormed):
+  """torch.nn.Conv2d on NHWC; `padding` is ((top, bottom), (left, right)) or (ph, pw)."""
+
+  def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride=1,
+               dilation=1, padding=(0, 0), use_bias: bool = True, weight_norm: bool = True,
+               rngs: nnx.Rngs):
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    self.in_channels, self.out_channels = in_channels, out_channels
+    self.kernel_size, self.stride, self.dilation = pair(kernel_size), pair(stride), pair(dilation)
+    self.padding = tuple(pair(p) if not isinstance(p, int) else (p, p) for p in pair(padding))
+    fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
+    self._init_weight((out_channels, in_channels, *self.kernel_size), fan_in, weight_norm, rngs,
+                      ("conv_out", "conv_in", None, None))
+    self.bias = nnx.Param(_torch_uniform(rngs.params(), (out_channels,), fan_in),
+                          **axes("conv_out")) if use_bias else None
+
+  def __call__(self, x):
+    if x.shape[-1] != self.in_channels:
+      raise ValueError(f"expected {self.in_channels} channels on the last axis, got {x.shape}")
+    y = jax.lax.conv_general_dilated(
+        x, self.kernel().astype(x.dtype), window_strides=self.stride, padding=self.padding,
+        rhs_dilation=self.dilation, dimension_numbers=("NHWC", "OIHW", "NHWC"))
+    return y if self.bias is None else y + self.bias[...].astype(x.dtype)
+
+
 def snake(x, alpha):
   """x + sin^2(alpha x) / alpha (DAC's 1e-9 guard against alpha = 0 included)."""
   return x + jnp.reciprocal(alpha + 1e-9) * jnp.sin(alpha * x) ** 2
