@@ -94,6 +94,13 @@ def _register_families():
     register(name, cfg, lambda c, rngs, dtype=None: DAC(c, rngs=rngs, dtype=dtype),
              dac_convert, repo)
 
+  from zoo.configs import encodec
+  from zoo.convert import encodec as encodec_convert
+  from models.audio.encodec import Encodec
+  for name, (cfg, repo) in encodec.MODELS.items():
+    register(name, cfg, lambda c, rngs, dtype=None: Encodec(c, rngs=rngs, dtype=dtype),
+             encodec_convert, repo)
+
 
 def _entries() -> dict[str, Entry]:
   if not _REGISTRY:

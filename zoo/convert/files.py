@@ -41,10 +41,10 @@ def read_file(path) -> dict:
     raise FileNotFoundError(f"checkpoint file not found: {path}")
   if path.suffix == ".safetensors":
     return read_safetensors(path)
-  if path.suffix in (".bin", ".pth", ".pt", ".ckpt"):
+  if path.suffix in (".bin", ".pth", ".pt", ".ckpt", ".th"):
     return _unwrap(load_torch_checkpoint(path), path)
   raise CheckpointFormatError(f"{path}: unknown checkpoint format {path.suffix!r} "
-                              "(expected .safetensors, .bin, .pth or .pt)")
+                              "(expected .safetensors, .bin, .pth, .pt or .th)")
 
 
 def _offline() -> bool:
