@@ -1,4 +1,5 @@
-"""Evaluate a tokenizer's reconstructions: rFID, IS, PSNR, SSIM, LPIPS, codebook usage.
+"""Evaluate a tokenizer's reconstructions: rFID, IS, PSNR, SSIM, LPIPS, codebook usage;
+for audio codecs mel/STFT distance, SI-SDR, PESQ, STOI, codebook usage and bitrate.
 
   python eval.py --model titok_s128 --checkpoint path/to/tokenizer_titok_s128_imagenet \
       --data tfds:imagenet2012 --split validation --num 50000 \
@@ -7,13 +8,19 @@
       --lpips_checkpoint path/to/lpips_vgg_dir --out results.json
   python eval.py --workdir runs/tiny                 # a model trained with train.py (EMA)
   python eval.py --workdir runs/odp --num-tokens 1,2,4,8,16,32   # rate-distortion sweep
+  python eval.py --model dac_44khz --checkpoint weights.pth --data folder:/path/to/wavs \
+      --num-levels 1,2,4,9 --seconds 5          # audio: one evaluation per number of levels
 
 Images are prepared by the named protocol (zoo/evals/protocols.py: titok, titok_wds, adm).
 Every process evaluates its share of the images over its devices and the results are gathered
 (multi-process flags as train.py). Writes the JSON results (--out: a .json path, or a directory
 that gets results.json) and recon_grid.png beside them. With --num-tokens (flexible-length
 tokenizers) it evaluates each token count and writes rate_distortion.{jsonl,md,png} into the
---out directory. Flag names take dashes or underscores.
+--out directory. Audio codecs (models with a sample rate) are evaluated on --seconds clips
+(default data builtin:audio) with --metrics from mel_distance, stft_distance, si_sdr, pesq,
+stoi, usage; they write results.json, clips/*_{original,recon}.wav and spectrograms.png, and
+with --num-levels a levels.{jsonl,md,png} table over bitrates. Flag names take dashes or
+underscores.
 """
 import json
 import pathlib
@@ -45,6 +52,10 @@ _REFERENCE = flags.DEFINE_string("reference_stats", None,
 _NUM_TOKENS = flags.DEFINE_list("num_tokens", None,
                                 "Token counts to keep, e.g. 1,2,4,...,256: a rate-distortion "
                                 "table and plot (flexible-length tokenizers).")
+_NUM_LEVELS = flags.DEFINE_list("num_levels", None,
+                                "Audio codecs: residual levels to keep, e.g. 1,2,4,8 (one "
+                                "evaluation per bitrate); default all levels.")
+_SECONDS = flags.DEFINE_float("seconds", 5.0, "Audio codecs: length of each evaluated clip.")
 _OUT = flags.DEFINE_string("out", None, "results .json path or directory (default: eval_<model>).")
 
 
@@ -91,6 +102,9 @@ def main(argv):
   from zoo.evals.reconstruction import evaluate_reconstruction
 
   model, name = load_model()
+  from zoo.train.audio import is_audio_model
+  if is_audio_model(model.config):
+    return evaluate_codec(model, name)
   nets = load_nets(_METRICS.value)
   size = model.config.image_size
   data, _ = make_protocol_batches(
@@ -117,6 +131,35 @@ def main(argv):
   if jax.process_index() == 0:
     print(json.dumps(results, indent=2))
     print(f"wrote {json_path} and {out_dir / 'recon_grid.png'}")
+
+
+def evaluate_codec(model, name):
+  """The audio branch of main(): fixed clips, every metric, WAV pairs, optional level sweep."""
+  from zoo.data import make_audio_eval_batches
+  from zoo.evals.audio_reconstruction import evaluate_audio, evaluate_audio_levels
+  data = "builtin:audio" if not flags.FLAGS["data"].present else _DATA.value
+  metrics = (["mel_distance", "stft_distance", "si_sdr", "usage"]
+             if not flags.FLAGS["metrics"].present else _METRICS.value)
+  cfg = model.config
+  length = -(-int(round(_SECONDS.value * cfg.sample_rate)) // model.hop_length) * model.hop_length
+  clips = make_audio_eval_batches(data, sample_rate=cfg.sample_rate, channels=cfg.channels,
+                                  length=length, batch_size=_BATCH.value, num_clips=_NUM.value)
+  def make_batches():
+    return ({"audio": clip} for clip in clips)
+
+  out = pathlib.Path(_OUT.value or f"eval_{name}")
+  info = {"data": data, "seconds": length / cfg.sample_rate}
+  if _NUM_LEVELS.value:
+    evaluate_audio_levels(model, make_batches, [int(k) for k in _NUM_LEVELS.value], out_dir=out,
+                          metrics=metrics, info=info)
+    print((out / "levels.md").read_text())
+    print(f"wrote {out}/levels.{{jsonl,md,png}} and levels_*/clips/*.wav")
+    return
+  out_dir, json_path = (out.parent, out) if out.suffix == ".json" else (out, out / "results.json")
+  results = evaluate_audio(model, make_batches(), out_dir=out_dir, results_path=json_path,
+                           metrics=metrics, info=info)
+  print(json.dumps(results, indent=2))
+  print(f"wrote {json_path}, {out_dir / 'clips'}/*.wav and {out_dir / 'spectrograms.png'}")
 
 
 def parse_flags(argv):

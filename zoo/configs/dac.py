@@ -34,4 +34,4 @@ def get_config(arg: str | None = None):
   if name not in MODELS:
     raise ValueError(f"unknown DAC config {arg!r}; one of {sorted(MODELS) + list(TINY_ALIASES)}")
   cfg = MODELS[name][0]
-  return audio_codec.build_config(name, cfg, "dac", tiny=name == "dac_tiny")
+  return audio_codec.build_config(name, cfg, tiny=name == "dac_tiny")

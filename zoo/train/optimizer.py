@@ -40,6 +40,10 @@ def _labels(params, frozen):
 
 
 def learning_rate_schedule(config, peak=None) -> optax.Schedule:
+  """Warmup + cosine (the default), or DAC's per-step exponential decay (`lr_decay`)."""
+  if config.get("lr_schedule", "cosine") == "exponential":
+    return optax.exponential_decay(config.learning_rate if peak is None else peak,
+                                   transition_steps=1, decay_rate=config.lr_decay)
   return optax.warmup_cosine_decay_schedule(
       init_value=0.0, peak_value=config.learning_rate if peak is None else peak,
       warmup_steps=config.warmup_steps,

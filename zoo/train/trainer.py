@@ -25,7 +25,9 @@ from pallas_kernels import set_default_impl
 from zoo import registry
 from zoo.data import make_eval_batches, make_image_dataset
 from zoo.evals import MeanMetrics, psnr, save_recon_grid, ssim
-from zoo.train import sharding
+from zoo.train import audio, sharding
+from zoo.train.audio_gan import (audio_discriminator_update, audio_generator_adversarial_loss,
+                                 init_audio_discriminator, make_audio_discriminator_optimizer)
 from zoo.train.checkpointing import Checkpointer
 from zoo.train.ema import update_ema
 from zoo.train.discriminator import (discriminator_update, gan_loss_config,
@@ -34,14 +36,34 @@ from zoo.train.discriminator import (discriminator_update, gan_loss_config,
 from zoo.train.frozen_nets import create_frozen_nets, create_teacher_model, perceptual_weights
 from zoo.train.losses import per_image_cross_entropy, proxy_code_loss, reconstruction_loss
 from zoo.train.metrics_writer import MetricsWriter
+from zoo.train.model_state import merge_model
 from zoo.train.optimizer import learning_rate_schedule, make_optimizer, stop_frozen_gradients
 from zoo.train.perceptual_loss import perceptual_loss
 from zoo.train.warm_start import load_pixel_decoder, load_stage1_weights
 
 
+def audio_gan(config) -> bool:
+  return config.gan.get("discriminator", "nlayer") == "audio"
+
+
+def build_discriminator(config):
+  """(graphdef, state entries) of the config's discriminator: NLayer (images) or audio."""
+  return init_audio_discriminator(config) if audio_gan(config) else init_discriminator(config)
+
+
+def discriminator_optimizer(config):
+  if audio_gan(config):
+    return make_audio_discriminator_optimizer(config)
+  return make_discriminator_optimizer(config)
+
+
 def init_state(model: nnx.Module, config):
-  """(graphdef, non-trained state, trained state) of `model` under `config`."""
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  """(graphdef, non-trained state, trained state) of `model` under `config`.
+
+  Buffers a training forward updates (nnx.BatchStat: EnCodec's EMA codebooks) live in the
+  state as "batch_stats", so that they move from step to step and are checkpointed.
+  """
+  graphdef, params, batch_stats, rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
   state = {
       "step": jnp.zeros((), jnp.int32),
       "params": params,
@@ -55,9 +77,14 @@ def init_state(model: nnx.Module, config):
     if "quantize" in config.frozen:
       raise ValueError("codebook_reanchor moves the codebook, which config.frozen freezes")
     state["codebook_usage"] = jnp.zeros((model.quantize.codebook_size,), jnp.float32)
+  if jax.tree.leaves(batch_stats):
+    if config.grad_accum_steps > 1:
+      raise ValueError("a model with EMA buffers (nnx.BatchStat) trains with grad_accum_steps 1")
+    state["batch_stats"] = batch_stats
   if config.gan.enabled:
-    state.update(init_discriminator(config)[1])
+    state.update(build_discriminator(config)[1])
   return graphdef, rest, state
+
 
 
 def state_shardings(state, config, mesh):
@@ -70,7 +97,7 @@ def state_shardings(state, config, mesh):
   if "disc_params" in state:
     disc = sharding.param_shardings(state["disc_params"], mesh)
     shardings.update(disc_params=disc, disc_opt_state=sharding.optimizer_shardings(
-        make_discriminator_optimizer(config), state["disc_opt_state"], disc, mesh))
+        discriminator_optimizer(config), state["disc_opt_state"], disc, mesh))
   return shardings
 
 
@@ -144,6 +171,15 @@ def generator_loss(model, images, rng, step, nets, disc_params, *, config, disc_
   """`disc_graphdef` None: no adversarial term (before the GAN starts, or no GAN at all)."""
   """The model's loss for its config: stage-1 proxy codes, or pixels (+ perceptual + GAN)."""
   out = model(images, train=True, rngs=nnx.Rngs(sample=rng))
+  if audio.is_audio_model(model.config):
+    loss, metrics = audio.audio_reconstruction_loss(out, images, config.loss,
+                                                    model.config.sample_rate)
+    if disc_graphdef is not None:
+      adversarial, gan_metrics = audio_generator_adversarial_loss(
+          disc_graphdef, disc_params, out["recon"], images, config.gan)
+      loss += adversarial
+      metrics.update(gan_metrics, loss=loss)
+    return (loss, metrics), out
   if "teacher" in nets:
     return proxy_code_loss(out, proxy_codes(*nets["teacher"], images), config.loss), out
   loss, metrics = reconstruction_loss(out, images, config.loss)
@@ -173,29 +209,39 @@ def train_step(state, images, net_params, *, graphdef, rest, net_graphdefs, disc
 
   def loss_fn(params, images, rng):
     params = stop_frozen_gradients(params, config.frozen)
-    model = nnx.merge(graphdef, params, rest)
+    model = merge_model(graphdef, params, rest, state.get("batch_stats"))
     (loss, metrics), out = generator_loss(
         model, images, rng, state["step"], nets, state.get("disc_params"), config=config,
         disc_graphdef=disc_graphdef)
-    return loss, (metrics, {k: out[k] for k in extras_keys})
+    extras = {k: out[k] for k in extras_keys}
+    if "batch_stats" in state:  # the buffers after this forward (EMA codebook updates)
+      extras["batch_stats"] = jax.lax.stop_gradient(nnx.state(model, nnx.BatchStat))
+    return loss, (metrics, extras)
 
   metrics, extras, grads = accumulated_grads(loss_fn, state["params"], images, rng,
                                              config.grad_accum_steps)
   updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
   new_state = dict(state, step=state["step"] + 1, opt_state=opt_state)
+  if "batch_stats" in state:
+    new_state["batch_stats"] = extras["batch_stats"]
   if config.codebook_reanchor:
-    model = nnx.merge(graphdef, params, rest)
+    model = merge_model(graphdef, params, rest, new_state.get("batch_stats"))
     codebook, usage = reanchor_codebook(
         model.quantize.embedding[...], state["codebook_usage"], extras["features"],
         extras["ids"], use_l2_norm=model.quantize.use_l2_norm)
     params["quantize"]["embedding"] = params["quantize"]["embedding"].replace(codebook)
     new_state["codebook_usage"] = usage
   new_state.update(params=params, ema=update_ema(state["ema"], params, config.ema_decay))
-  if disc_graphdef is not None:
+  if disc_graphdef is not None and audio_gan(config):
+    disc_state, disc_metrics = audio_discriminator_update(
+        state, images, extras["recon"], graphdef=disc_graphdef,
+        optimizer=discriminator_optimizer(config), gan=config.gan)
+  elif disc_graphdef is not None:
     disc_state, disc_metrics = discriminator_update(
         state, images, extras["recon"], state["step"], graphdef=disc_graphdef,
         optimizer=make_discriminator_optimizer(config), cfg=gan_loss_config(config))
+  if disc_graphdef is not None:
     new_state.update(disc_state)
     metrics = {**metrics, **disc_metrics}
   metrics = {**metrics, "grad_norm": optax.tree.norm(grads),
@@ -203,26 +249,29 @@ def train_step(state, images, net_params, *, graphdef, rest, net_graphdefs, disc
   return new_state, metrics
 
 
-def reconstruct(params, images, net_params, *, graphdef, rest, teacher_graphdef=None):
+def reconstruct(params, images, net_params, batch_stats=None, *, graphdef, rest,
+                teacher_graphdef=None):
   """Pixel evaluation: clipped reconstructions and per-image PSNR / SSIM."""
   del net_params, teacher_graphdef
-  model = nnx.merge(graphdef, params, rest)
+  model = merge_model(graphdef, params, rest, batch_stats)
   recon = jnp.clip(model(images, train=False)["recon"].astype(jnp.float32), 0.0, 1.0)
   return recon, {"psnr": psnr(images, recon), "ssim": ssim(images, recon)}
 
 
-def predict_proxy_codes(params, images, net_params, *, graphdef, rest, teacher_graphdef):
+def predict_proxy_codes(params, images, net_params, batch_stats=None, *, graphdef, rest,
+                        teacher_graphdef):
   """Stage-1 evaluation: per-image cross-entropy and accuracy against the teacher's codes."""
-  logits = nnx.merge(graphdef, params, rest)(images, train=False)["logits"].astype(jnp.float32)
+  model = merge_model(graphdef, params, rest, batch_stats)
+  logits = model(images, train=False)["logits"].astype(jnp.float32)
   logits = logits.reshape(logits.shape[0], -1, logits.shape[-1])
   ids = proxy_codes(teacher_graphdef, net_params["teacher"], images)
   return None, {"proxy_ce": per_image_cross_entropy(logits, ids),
                 "proxy_accuracy": jnp.mean(jnp.argmax(logits, -1) == ids, axis=1)}
 
 
-def evaluate_batch(params, images, valid, net_params, *, predict):
+def evaluate_batch(params, images, valid, net_params, batch_stats, *, predict):
   """`predict` on a batch sharded over all devices; results come back whole on every process."""
-  outputs, metrics = predict(params, images, net_params)
+  outputs, metrics = predict(params, images, net_params, batch_stats)
   return images, valid, outputs, metrics
 
 
@@ -242,7 +291,7 @@ def load_trained_model(workdir, *, weights: str = "ema", step: int | None = None
     raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
   state = checkpointer.restore_state(state, step)
   checkpointer.close()
-  return nnx.merge(graphdef, state[weights], rest)
+  return merge_model(graphdef, state[weights], rest, state.get("batch_stats"))
 
 
 class Trainer:
@@ -258,13 +307,16 @@ class Trainer:
     nets = create_frozen_nets(config)
     self.graphdef, self.rest, self.state, self.state_sharding = create_sharded_state(
         config, self.mesh)
-    self.image_size = nnx.merge(self.graphdef, self.state["params"], self.rest).config.image_size
+    model = merge_model(self.graphdef, self.state["params"], self.rest,
+                        self.state.get("batch_stats"))
+    self.model_config = model.config
+    self.is_audio = audio.is_audio_model(model.config)
     self._warm_start()
 
     replicated = sharding.replicated(self.mesh)
     net_graphdefs = {k: graphdef for k, (graphdef, _) in nets.items()}
     self.net_params = jax.device_put({k: params for k, (_, params) in nets.items()}, replicated)
-    disc_graphdef = init_discriminator(config)[0] if config.gan.enabled else None
+    disc_graphdef = build_discriminator(config)[0] if config.gan.enabled else None
     step_fn = functools.partial(train_step, graphdef=self.graphdef, rest=self.rest,
                                 net_graphdefs=net_graphdefs, schedule=learning_rate_schedule(config),
                                 config=config)
@@ -276,26 +328,33 @@ class Trainer:
     if disc_graphdef is not None:
       self._train_steps[True] = jit_step(functools.partial(step_fn, disc_graphdef=disc_graphdef))
 
-    predict = functools.partial(
-        predict_proxy_codes if "teacher" in nets else reconstruct, graphdef=self.graphdef,
-        rest=self.rest, teacher_graphdef=net_graphdefs.get("teacher"))
+    predict = (predict_proxy_codes if "teacher" in nets else
+               audio.reconstruct_audio if self.is_audio else reconstruct)
+    predict = functools.partial(predict, graphdef=self.graphdef, rest=self.rest,
+                                teacher_graphdef=net_graphdefs.get("teacher"))
     batch = sharding.batch_sharding(self.mesh)
     self._evaluate_batch = jax.jit(
         functools.partial(evaluate_batch, predict=predict),
-        in_shardings=(self.state_sharding["params"], batch, batch, replicated),
+        in_shardings=(self.state_sharding["params"], batch, batch, replicated, replicated),
         out_shardings=replicated)
 
     if config.batch_size % jax.process_count():
       raise ValueError(f"batch_size {config.batch_size} is not divisible by "
                        f"{jax.process_count()} processes")
-    self.train_data = iter(make_image_dataset(
-        config.data, image_size=self.image_size,
-        batch_size=config.batch_size // jax.process_count(),
-        train=True, seed=config.seed, process_index=jax.process_index(),
-        process_count=jax.process_count()))
-    self.eval_batches = make_eval_batches(
-        config.eval_data, image_size=self.image_size, batch_size=config.eval_batch_size,
-        num_images=config.num_eval_images)
+    if self.is_audio:
+      self.train_data = audio.make_train_stream(config, model, process_index=jax.process_index(),
+                                                process_count=jax.process_count())
+      self.eval_batches = audio.make_eval_clips(config, model)
+    else:
+      image_size = model.config.image_size
+      self.train_data = iter(make_image_dataset(
+          config.data, image_size=image_size,
+          batch_size=config.batch_size // jax.process_count(),
+          train=True, seed=config.seed, process_index=jax.process_index(),
+          process_count=jax.process_count()))
+      self.eval_batches = make_eval_batches(
+          config.eval_data, image_size=image_size, batch_size=config.eval_batch_size,
+          num_images=config.num_eval_images)
     self.checkpointer = Checkpointer(self.workdir / "checkpoints",
                                      every_steps=config.checkpoint_every,
                                      keep=config.keep_checkpoints)
@@ -347,10 +406,14 @@ class Trainer:
     for i, batch in enumerate(self.eval_batches):
       images, valid = sharding.shard_eval_batch(batch, self.mesh)
       images, valid, recon, metrics = jax.device_get(self._evaluate_batch(
-          self.state[params_key], images, valid, self.net_params))
+          self.state[params_key], images, valid, self.net_params, self.state.get("batch_stats")))
       means.update({k: v[valid] for k, v in metrics.items()})
       if i == 0 and recon is not None and grid_path is not None and jax.process_index() == 0:
-        save_recon_grid(grid_path, images[valid], recon[valid])
+        if self.is_audio:  # a WAV pair and their spectrograms
+          audio.save_audio_example(grid_path.parent, grid_path.stem, images[valid], recon[valid],
+                                   self.model_config.sample_rate)
+        else:
+          save_recon_grid(grid_path, images[valid], recon[valid])
     return means.result()
 
   def log_eval(self):
@@ -372,7 +435,8 @@ class Trainer:
     last = time.perf_counter()
     step = self.step  # a host-side counter: reading state["step"] would sync every step
     while step < until:
-      images = sharding.global_batch(next(self.train_data)["image"], self.mesh)
+      batch = next(self.train_data)
+      images = sharding.global_batch(batch["audio" if self.is_audio else "image"], self.mesh)
       self.state, metrics = self.train_step_fn(step)(self.state, images, self.net_params)
       step += 1
       bar.update(1)
@@ -387,7 +451,7 @@ class Trainer:
         bar.set_postfix(loss=f"{metrics['loss']:.4f}")
       if step % config.eval_every == 0 or step == config.total_steps:
         bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in self.log_eval().items()
-                         if k in ("eval/psnr", "eval/proxy_ce")})
+                         if k in ("eval/psnr", "eval/proxy_ce", "eval/si_sdr")})
       stop = self._should_stop()
       self.checkpointer.save(step, self.state, self.train_data, force=step == until or stop)
       if stop:
