@@ -34,7 +34,7 @@ class _WeightNormed(nnx.Module):
     self.weight_norm = weight_norm
     if weight_norm:
       self.weight_v = nnx.Param(v, **axes(*names))
-      self.weight_g = nnx.Param(_norm_except_first(v), **axes(names[0], None, None))
+      self.weight_g = nnx.Param(_norm_except_first(v), **axes(names[0], *[None] * (v.ndim - 1)))
     else:
       self.weight = nnx.Param(v, **axes(*names))
 
