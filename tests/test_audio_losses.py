@@ -88,5 +88,7 @@ def test_pesq_and_stoi_rank_a_clean_copy_above_a_noisy_one():
   assert audio_metrics.optional_metrics_available() == {"pesq": True, "stoi": True}
   clean_pesq, noisy_pesq = (audio_metrics.pesq_score(ref, x, rate) for x in (ref, noisy))
   assert np.all(clean_pesq > 4.4) and np.all(noisy_pesq < clean_pesq - 1.0)
+  with pytest.raises(ValueError, match="PESQ failed on clip 0"):
+    audio_metrics.pesq_score(np.zeros_like(ref), np.zeros_like(ref), rate)
   clean_stoi, noisy_stoi = (audio_metrics.stoi_score(ref, x, rate) for x in (ref, noisy))
   assert np.all(clean_stoi > 0.99) and np.all(noisy_stoi < clean_stoi)

@@ -24,7 +24,7 @@ def build_config(model: str, model_config, *, tiny: bool) -> ml_collections.Conf
   c.batch_size = 72 if not tiny else 8
   c.eval_batch_size = 8
   c.num_eval_clips = 256 if not tiny else 16
-  c.total_steps = 400_000 if not tiny else 2000
+  c.total_steps = 400_000 if not tiny else 1500
   c.learning_rate = 1e-4 if not tiny else 1e-3
   c.lr_schedule = "exponential"
   c.lr_decay = 0.999996 if not tiny else 0.9995
@@ -49,7 +49,7 @@ def build_config(model: str, model_config, *, tiny: bool) -> ml_collections.Conf
   c.objective = "pixels"
   c.log_every = 100 if not tiny else 20
   c.eval_every = 10_000 if not tiny else 250
-  c.checkpoint_every = 10_000 if not tiny else 250
+  c.checkpoint_every = 10_000 if not tiny else 500
   c.keep_checkpoints = 3
   c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, model=1))
   c.dtype = "float32"

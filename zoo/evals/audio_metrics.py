@@ -77,8 +77,15 @@ def pesq_score(ref, est, sample_rate: int) -> np.ndarray:
   _require("pesq", "pesq")
   from pesq import pesq
   _check(ref, est)
-  return np.array([pesq(16000, _mono_at(r, sample_rate, 16000), _mono_at(e, sample_rate, 16000),
-                        "wb") for r, e in zip(ref, est)])
+  scores = []
+  for i, (r, e) in enumerate(zip(ref, est)):
+    try:
+      scores.append(pesq(16000, _mono_at(r, sample_rate, 16000), _mono_at(e, sample_rate, 16000),
+                         "wb"))
+    except Exception as error:  # the pesq package raises its own types (NoUtterancesError)
+      raise ValueError(f"PESQ failed on clip {i} ({type(error).__name__}: {error}); PESQ "
+                       "rates speech and finds none in silence, noise or music") from error
+  return np.array(scores)
 
 
 def stoi_score(ref, est, sample_rate: int) -> np.ndarray:
