@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from models.discriminators.audio import AudioDiscriminator, AudioDiscriminatorConfig
+from models.layers.spectral import hann_window
 from zoo.convert import audio_discriminators as convert
 from zoo.convert.common import CheckpointMismatchError, expected_torch_shapes
 from zoo.convert.seeded import codec_state_dict
@@ -63,3 +64,26 @@ def test_errors():
     convert.load_state_dict(model, {})
   with pytest.raises(ValueError, match="needs periods or fft_sizes"):
     AudioDiscriminator(AudioDiscriminatorConfig(periods=(), fft_sizes=()), rngs=nnx.Rngs(0))
+
+
+MS = np.load(GOLDEN / "msstft.npz")
+MS_SPEC = json.loads((GOLDEN / "msstft_shapes.json").read_text())
+
+
+def test_msstft_matches_encodec():
+  """EnCodec's MS-STFT discriminator on stereo audio (tests/golden/make_msstft_golden.py)."""
+  cfg = AudioDiscriminatorConfig(sample_rate=8000, channels=2, periods=(), fft_sizes=(),
+                                 msstft_n_ffts=(256, 128), msstft_filters=8)
+  model = nnx.eval_shape(lambda: AudioDiscriminator(cfg, rngs=nnx.Rngs(0)))
+  shapes = {k: tuple(v) for k, v in MS_SPEC["shapes"].items()}
+  windows = {k for k in shapes if k.endswith("spec_transform.window")}  # torchaudio buffers
+  assert expected_torch_shapes(model, convert.table(model)) == {
+      k: v for k, v in shapes.items() if k not in windows}
+  weights = codec_state_dict(shapes, 0)
+  with pytest.raises(CheckpointMismatchError, match="not a periodic Hann window"):
+    convert.load_state_dict(model, weights)  # seeded noise where the windows belong
+  weights.update({k: hann_window(shapes[k][0]) for k in windows})
+  convert.load_state_dict(model, weights, model_name="msstft")
+  for d, maps in enumerate(model(MS["audio"])):
+    np.testing.assert_allclose(maps[-1], MS[f"d{d}_logits"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(_stats(maps), MS[f"d{d}_stats"], rtol=1e-4, atol=1e-4)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from zoo.configs import dac as dac_configs
+from zoo.configs import encodec as encodec_configs
 from zoo.train.trainer import Trainer, load_trained_model
 
 
@@ -70,13 +71,19 @@ def test_eval_py_on_the_run_writes_levels_table_and_wavs(dac_run, tmp_path):
   assert (out / "levels_03" / "spectrograms.png").is_file()
 
 
-def test_encodec_ema_codebooks_are_carried_and_checkpointed(tmp_path):
-  c = tiny_config(model="encodec_tiny", **{"gan.enabled": False, "loss.codebook": 0.0})
-  c.gan.audio.sample_rate = 16000
+def test_encodec_recipe_carries_ema_codebooks_and_uses_msstft(tmp_path):
+  c = encodec_configs.get_config("tiny")
+  c.update(total_steps=4, log_every=2, eval_every=4, checkpoint_every=4, batch_size=8,
+           num_eval_clips=8, eval_batch_size=8, crop_seconds=0.1, eval_seconds=0.25)
+  c.gan.discriminator_start = 0  # one compiled step, with the GAN
+  c.gan.audio.msstft_n_ffts = (128,)
   trainer = Trainer(c, tmp_path)
   assert float(trainer.state["batch_stats"]["quantizer"]["levels"][0]["inited"][...][0]) == 0
   trainer.train()
   stats = trainer.state["batch_stats"]["quantizer"]["levels"][0]
   assert float(stats["inited"][...][0]) == 1  # k-means ran in the first step
+  last = [r for r in read_metrics(tmp_path) if "loss" in r][-1]
+  assert {"adversarial_loss", "feature_matching_loss", "waveform_l1_loss"} <= set(last)
+  assert "codebook_loss" not in last  # EMA codebooks: no codebook loss term
   model = load_trained_model(tmp_path, weights="params")
   np.testing.assert_allclose(model.quantizer.levels[0].embed[...], stats["embed"][...])

@@ -1,21 +1,33 @@
-"""The codec training recipe (descript-audio-codec conf/base.yml and conf/final/*.yml), shared
-by the codec config files:
+"""The codec training recipes, shared by the codec config files.
 
+dac (descript-audio-codec conf/base.yml and conf/final/*.yml):
   AdamW lr 1e-4, betas (0.8, 0.99), weight decay 0.01 (torch's default), per-step exponential
   decay 0.999996; batch 72 of 0.38 s crops; generator losses mel 15, feature matching 2,
   adversarial 1 (LSGAN), commitment 0.25, codebook 1; MPD (periods 2, 3, 5, 7, 11) + MRD (ffts
   2048, 1024, 512 in 5 bands); gradient clipping 1e3 (generator) and 10 (discriminator).
 Not reproduced: DAC's data mixture and its -16 dB loudness normalisation and phase shifts.
-The tiny variant keeps the losses on a tiny codec and an eighth-width discriminator on the
+
+encodec (audiocraft config/solver/compression/default.yaml; EnCodec's own repo has no training
+code): Adam lr 3e-4, betas (0.5, 0.9), no weight decay, no clipping, constant rate; EMA of the
+weights 0.99; batch 64 of 1 s; adv 4 (hinge) + feat 4 + l1 0.1 + msspec 2 on the MS-STFT
+discriminator at 5 scales (n_fft 1024, 2048, 512, 256, 128; 32 filters) + the commitment
+penalty; random bitrates (here every example keeps a random number of levels). Not reproduced:
+audiocraft's loss balancer, its own multi-scale mel loss (DAC's mel loss stands in for msspec)
+and its mean-normalised feature matching (plain L1 here).
+
+The tiny variants keep a recipe's losses on a tiny codec and a narrow discriminator on the
 built-in audio, for CPU runs of a few minutes.
 """
 import ml_collections
 
 
-def build_config(model: str, model_config, *, tiny: bool) -> ml_collections.ConfigDict:
+def build_config(model: str, model_config, *, tiny: bool,
+                 recipe: str = "dac") -> ml_collections.ConfigDict:
+  if recipe not in ("dac", "encodec"):
+    raise ValueError(f"unknown codec recipe {recipe!r}; 'dac' or 'encodec'")
   c = ml_collections.ConfigDict()
   c.model = model
-  c.recipe = "dac"
+  c.recipe = recipe
   c.seed = 0
   c.data = "builtin:audio"  # or folder:/path/to/wavs, tfds:librispeech
   c.eval_data = "builtin:audio"
@@ -57,4 +69,24 @@ def build_config(model: str, model_config, *, tiny: bool) -> ml_collections.Conf
   c.kernel_impl = ""
   c.codebook_reanchor = False
   c.model_overrides = ml_collections.ConfigDict()
+  if recipe == "encodec":
+    _encodec(c, tiny)
   return c
+
+
+def _encodec(c, tiny: bool):
+  c.crop_seconds = 1.0 if not tiny else 0.25
+  c.batch_size = 64 if not tiny else 8
+  c.learning_rate = 3e-4 if not tiny else 1e-3
+  c.lr_decay = 1.0  # constant
+  c.beta1, c.beta2 = 0.5, 0.9
+  c.weight_decay = 0.0
+  c.grad_clip_norm = 1e9  # audiocraft's max_norm 0: no clipping
+  c.ema_decay = 0.99
+  c.loss.update(mel=2.0, waveform_l1=0.1, commitment=1.0, codebook=0.0)
+  c.gan.update(loss="hinge", adversarial=4.0, feature_matching=4.0, grad_clip_norm=1e9,
+               learning_rate=c.learning_rate)
+  c.gan.audio.update(periods=(), fft_sizes=(),
+                     msstft_n_ffts=(1024, 2048, 512, 256, 128) if not tiny else (256, 128),
+                     width_scale=1.0 if not tiny else 0.25)
+  c.model_overrides.quantizer_dropout = 1.0

@@ -1,10 +1,14 @@
-"""EnCodec models (encodec/model.py encodec_model_24khz / encodec_model_48khz) and a tiny one.
+"""EnCodec models (encodec/model.py encodec_model_24khz / encodec_model_48khz), a tiny one,
+and the audiocraft training recipe (zoo/configs/audio_codec.py):
+
+  python train.py --config zoo/configs/encodec.py:tiny --workdir runs/encodec_tiny
 
 n_q follows the original: the top bandwidth's bits over 10-bit codes at the frame rate
 (24 kHz: 24 kbps / (75 Hz x 10) = 32 levels; 48 kHz: 24 kbps / (150 Hz x 10) = 16).
 """
 from models.audio.encodec import EncodecConfig
 from models.audio.seanet import SEANetConfig
+from zoo.configs import audio_codec
 
 MODELS = {
     "encodec_24khz": (EncodecConfig(sample_rate=24000, channels=1,
@@ -21,3 +25,14 @@ MODELS = {
                                                        dimension=16, causal=True),
                                    n_q=4, bins=64, target_bandwidths=(12.0,)), None),
 }
+TINY_ALIASES = {"tiny": "encodec_tiny"}
+
+
+def get_config(arg: str | None = None):
+  """`<model>` (audiocraft's EnCodec recipe) or `tiny`."""
+  name = TINY_ALIASES.get(arg or "tiny", arg or "tiny")
+  if name not in MODELS:
+    raise ValueError(f"unknown EnCodec config {arg!r}; one of "
+                     f"{sorted(MODELS) + list(TINY_ALIASES)}")
+  return audio_codec.build_config(name, MODELS[name][0], tiny=name == "encodec_tiny",
+                                  recipe="encodec")
