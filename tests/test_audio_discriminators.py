@@ -62,7 +62,7 @@ def test_errors():
     model(np.zeros((1, 1, 400), np.float32))
   with pytest.raises(CheckpointMismatchError, match="missing"):
     convert.load_state_dict(model, {})
-  with pytest.raises(ValueError, match="needs periods or fft_sizes"):
+  with pytest.raises(ValueError, match="needs periods, fft_sizes or msstft_n_ffts"):
     AudioDiscriminator(AudioDiscriminatorConfig(periods=(), fft_sizes=()), rngs=nnx.Rngs(0))
 
 
