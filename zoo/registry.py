@@ -101,6 +101,13 @@ def _register_families():
     register(name, cfg, lambda c, rngs, dtype=None: Encodec(c, rngs=rngs, dtype=dtype),
              encodec_convert, repo)
 
+  from zoo.configs import snac
+  from zoo.convert import snac as snac_convert
+  from models.audio.snac import SNAC
+  for name, (cfg, repo) in snac.MODELS.items():
+    register(name, cfg, lambda c, rngs, dtype=None: SNAC(c, rngs=rngs, dtype=dtype),
+             snac_convert, repo)
+
 
 def _entries() -> dict[str, Entry]:
   if not _REGISTRY:
