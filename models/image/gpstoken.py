@@ -28,6 +28,7 @@ import numpy as np
 from flax import nnx
 
 from models.image import gpstoken_init
+from models.image.kl_vae import Upsample  # nearest x2 + 3x3 conv, as taming's
 from models.layers.attention import dot_product_attention
 from models.layers.axes import axes
 from models.layers.roi_align import roi_align
@@ -128,14 +129,6 @@ class SpatialAttention(nnx.Module):
     q, k, v = (f(t).reshape(b, h * w, 1, c) for f in (self.q, self.k, self.v))
     out = dot_product_attention(q, k, v).reshape(b, h, w, c)
     return x + self.proj_out(out)
-
-
-class Upsample(nnx.Module):
-  def __init__(self, channels, *, rngs, dtype=None):
-    self.conv = _conv(channels, channels, 3, rngs=rngs, dtype=dtype)
-
-  def __call__(self, x):
-    return self.conv(jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2))
 
 
 class UpLevel(nnx.Module):

@@ -76,14 +76,17 @@ def _splat_kernel_fwd(geometry, features, height, width, dmax, kind):
   params, feats, coords, blocks = _packed(geometry, features, height, width, kind)
   grid = forward(params, feats, coords, dmax=dmax, **blocks, **extra)
   c = features.shape[-1]
-  return layout.unpack_grid(grid[:, :c], height, width), (geometry, features)
+  # The packed operands are kept for the backward: no second padding pass.
+  return layout.unpack_grid(grid[:, :c], height, width), (geometry, features, params, feats,
+                                                          coords)
 
 
 def _splat_kernel_bwd(height, width, dmax, kind, residuals, dgrid):
-  geometry, features = residuals
+  geometry, features, params, feats, coords = residuals
   _, backward, extra = _kernels(kind)
-  params, feats, coords, blocks = _packed(geometry, features, height, width, kind)
-  b, n, c = features.shape
+  _, n, c = features.shape
+  *_, block_g, block_p = _plan(kind, n, height * width, c)
+  blocks = dict(block_g=block_g, block_p=block_p)
   dgrid = layout.pack_grid(dgrid, coords.shape[1])
   dgrid = jnp.pad(dgrid, ((0, 0), (0, feats.shape[-1] - c), (0, 0)))
   d_params, d_feats = backward(params, feats, coords, dgrid, dmax=dmax, **blocks, **extra)
