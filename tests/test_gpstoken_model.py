@@ -1,6 +1,6 @@
 """GPSToken model pieces on a tiny config: shapes, tiling, RoIAlign, the tiled norm, bad inputs.
 
-Parity with the official code on seeded weights is not here yet (see the issue's notes)."""
+Parity with the official model is tests/test_gpstoken_parity.py."""
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -87,6 +87,13 @@ def _register_families():
     register(name, cfg, lambda c, rngs, dtype=None: FlexTok(c, rngs=rngs, dtype=dtype),
              flextok_convert, repo)
 
+  from zoo.configs import gpstoken
+  from zoo.convert import gpstoken as gpstoken_convert
+  from models.image.gpstoken import GPSToken
+  for name, (cfg, repo) in gpstoken.MODELS.items():
+    register(name, cfg, lambda c, rngs, dtype=None: GPSToken(c, rngs=rngs, dtype=dtype),
+             gpstoken_convert, repo)
+
   from zoo.configs import dac
   from zoo.convert import dac as dac_convert
   from models.audio.dac import DAC

@@ -166,7 +166,8 @@ class Decoder(nnx.Module):
         h = block(h, tiles)
       if level.upsample is not None:
         h = level.upsample(h)
-    return self.conv_out(jax.nn.silu(self.norm_out(h, tiles)))
+    # The official DecoderNP calls norm_out without _np: one set of statistics per canvas.
+    return self.conv_out(jax.nn.silu(self.norm_out(h)))
 
 
 class AttnBlock(nnx.Module):

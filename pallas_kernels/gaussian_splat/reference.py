@@ -9,6 +9,7 @@ The semantics are those of GPSToken's CUDA renderer (xtudbxk/GPSToken, gscuda/gs
     depth order), in float32.
 """
 import jax.numpy as jnp
+import numpy as np
 
 # Gaussian parameters in token order: sigma_x, sigma_y, rho, x, y.
 NUM_GEOMETRY = 5
@@ -16,10 +17,13 @@ NUM_GEOMETRY = 5
 
 def pixel_coords(height: int, width: int):
   """(x [W], y [H]) pixel-centre coordinates in [-1, 1], float32, as gs.cu computes them."""
-  # A one-pixel axis divides by zero in gs.cu; its only pixel is put at -1 instead.
-  xs = 2.0 * jnp.arange(width, dtype=jnp.float32) / max(width - 1, 1) - 1.0
-  ys = 2.0 * jnp.arange(height, dtype=jnp.float32) / max(height - 1, 1) - 1.0
-  return xs, ys
+  # gs.cu evaluates 2.0 * i / (w - 1) - 1.0 in double (2.0 is a double literal) and rounds
+  # once to float; float32 arithmetic can land one ulp away, which sub-pixel Gaussians
+  # (sigma ~ 1e-4) turn into visible differences. A one-pixel axis divides by zero in gs.cu;
+  # its only pixel is put at -1 instead.
+  xs = 2.0 * np.arange(width, dtype=np.float64) / max(width - 1, 1) - 1.0
+  ys = 2.0 * np.arange(height, dtype=np.float64) / max(height - 1, 1) - 1.0
+  return jnp.asarray(xs, jnp.float32), jnp.asarray(ys, jnp.float32)
 
 
 def gaussian_weights(geometry, xs, ys, dmax: float):

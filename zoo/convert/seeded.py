@@ -41,3 +41,15 @@ def codec_state_dict(shapes: dict, seed: int = 0) -> dict:
       rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 1])
       state[name] = rng.uniform(0.5, 1.5, value.shape).astype(np.float32)
   return state
+
+
+def gpstoken_state_dict(shapes: dict, seed: int = 0) -> dict:
+  """Seeded weights for GPSToken: as `seeded_state_dict`, with the Gaussian-delta head
+  `to_gps.0` scaled by 0.02. The official model zero-initialises that head; at the seeded
+  scale its deltas push sigma to ~1e-4, sub-pixel Gaussians whose float32 rendering turns
+  1e-6 differences in the tokens into 1e-3 differences on the grid."""
+  state = seeded_state_dict(shapes, seed)
+  for name in ("to_gps.0.weight", "to_gps.0.bias"):
+    if name in state:
+      state[name] = (0.02 * state[name]).astype(np.float32)
+  return state
