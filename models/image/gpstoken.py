@@ -73,6 +73,11 @@ class GPSTokenConfig:
   def token_dim(self) -> int:
     return 5 + self.feature_dim
 
+  @property
+  def image_size(self) -> int:
+    """The training crop: one tile, as the official trainer."""
+    return self.tile_size
+
 
 def _conv(cin, cout, kernel, *, rngs, dtype=None):
   return nnx.Conv(cin, cout, (kernel, kernel), padding="SAME", dtype=dtype, rngs=rngs,
@@ -223,6 +228,8 @@ def split_tiles(tokens, tiles: int):
 class GPSToken(nnx.Module):
   """`encode(images) -> tokens`, `decode(tokens) -> images`, `render(tokens) -> grid`."""
 
+  has_gaussian_tokens = True  # evaluators draw the tokens' ellipses (zoo.evals.gaussian_overlay)
+
   def __init__(self, cfg: GPSTokenConfig, *, rngs: nnx.Rngs, dtype=None):
     self.config = cfg
     c = cfg.cond_channels
@@ -301,7 +308,7 @@ class GPSToken(nnx.Module):
     cfg = self.config
     tiles = check_gpstoken_images(images, cfg.tile_size)
     if gaussians is None or rois is None:
-      gaussians, rois = self.initial_gaussians(images)
+      gaussians, rois = self._initial_gaussians_eagerly(images)
     b = images.shape[0]
     want = (b, tiles * tiles * cfg.num_gaussians)
     if gaussians.shape != want + (5,) or rois.shape != want + (4,):
@@ -327,12 +334,36 @@ class GPSToken(nnx.Module):
     tiles = self._check_tokens(tokens)
     return _render(self, jnp.asarray(tokens), tiles)
 
-  def __call__(self, images, gaussians, rois, *, train: bool = True):
-    """Training forward on [0, 1] tiles with their initialisation: {'recon', 'tokens'}."""
-    del train
-    tokens = self.encode_tiles(images * 2.0 - 1.0, gaussians, rois)
-    recon = (self.decoder(self.render_canvas(tokens, 1), 1) + 1.0) * 0.5
-    return {"recon": recon, "tokens": tokens}
+  def __call__(self, images, *, train: bool = True, rngs=None, gaussians=None, rois=None):
+    """Training forward on [0, 1] images (sides multiples of the tile): {'recon', 'tokens'}.
+
+    `gaussians` / `rois` come precomputed from the data pipeline (`host_inputs`); outside a
+    traced step they are computed here when absent.
+    """
+    del train, rngs
+    cfg = self.config
+    tiles = images.shape[1] // cfg.tile_size
+    if gaussians is None or rois is None:
+      gaussians, rois = self._initial_gaussians_eagerly(images)
+    x = to_tiles(images.astype(jnp.float32) * 2.0 - 1.0, tiles)
+    tokens = merge_tiles(self.encode_tiles(
+        x, gaussians.reshape(-1, cfg.num_gaussians, 5),
+        rois.reshape(-1, cfg.num_gaussians, 4)), tiles)
+    recon = self.decode_canvas(tokens, tiles, cfg.decode_tiles_separately)
+    return {"recon": (recon + 1.0) * 0.5, "tokens": tokens}
+
+  def _initial_gaussians_eagerly(self, images):
+    # A host callback inside a sharded step would stall the other devices' collectives for
+    # as long as the initialisation runs (a deadlock on small CPU hosts): compute it first.
+    if isinstance(images, jax.core.Tracer):
+      raise ValueError("GPSToken's entropy initialisation runs on the host: under jit, pass "
+                       "gaussians= and rois= (per-example: `model.host_inputs()`, which the "
+                       "zoo's data pipeline and evaluators apply)")
+    return tuple(jnp.asarray(a) for a in self.initial_gaussians(images))
+
+  def host_inputs(self):
+    """The per-example transform that precomputes `__call__`'s inputs in data workers."""
+    return InitialGaussians(self.config)
 
   def _check_tokens(self, tokens) -> int:
     cfg = self.config
@@ -356,6 +387,22 @@ class GPSToken(nnx.Module):
     return tiles
 
 
+@dataclasses.dataclass(frozen=True)
+class InitialGaussians:
+  """image [H, W, 3] in [0, 1] -> {'gaussians': [T*N, 5], 'rois': [T*N, 4]} float32.
+
+  Picklable, for grain workers (zoo.data.make_image_dataset's `extra_inputs`); the stacked
+  batch version is `zoo.data.host_inputs_batch`."""
+  config: GPSTokenConfig
+
+  def __call__(self, image) -> dict:
+    cfg = self.config
+    g, r = gpstoken_init.initial_gaussians_for_image(
+        np.asarray(image), cfg.num_gaussians, tile=cfg.tile_size, min_size=cfg.init_min_size,
+        weight=cfg.init_weight)
+    return {"gaussians": g.astype(np.float32), "rois": r.astype(np.float32)}
+
+
 def check_gpstoken_images(x, tile: int) -> int:
   """NHWC float in [0, 1] with H == W a multiple of `tile`; returns tiles per side."""
   shape = getattr(x, "shape", None)
@@ -366,6 +413,8 @@ def check_gpstoken_images(x, tile: int) -> int:
                      f"encodes {tile} x {tile} tiles); got {shape[1]}x{shape[2]}")
   if not jnp.issubdtype(x.dtype, jnp.floating):
     raise TypeError(f"images must be float in [0, 1]; got dtype {x.dtype} (divide uint8 by 255)")
+  if isinstance(x, jax.core.Tracer):  # values are checked where they are concrete
+    return shape[1] // tile
   xp = np if isinstance(x, np.ndarray) else jnp
   if not bool(xp.all(xp.isfinite(x))):
     raise ValueError("images contain NaN or Inf")

@@ -6,7 +6,8 @@ builtin:audio, folder:/path of WAVs, tfds:NAME), `read_wav`, `write_wav`, `resam
 from zoo.data.audio_io import read_wav, write_wav
 from zoo.data.audio_pipeline import make_audio_dataset, make_audio_eval_batches
 from zoo.data.audio_transforms import resample
-from zoo.data.pipeline import make_eval_batches, make_image_dataset, open_source
+from zoo.data.pipeline import (host_inputs_batch, make_eval_batches, make_image_dataset,
+                               open_source)
 
-__all__ = ["make_audio_dataset", "make_audio_eval_batches", "make_eval_batches",
+__all__ = ["host_inputs_batch", "make_audio_dataset", "make_audio_eval_batches", "make_eval_batches",
            "make_image_dataset", "open_source", "read_wav", "resample", "write_wav"]

@@ -49,6 +49,22 @@ def _eval_example(index, *, source, num_real, image_size):
   return {"image": eval_transform(source[index], image_size), "mask": True}
 
 
+def _with_extra_inputs(example, *, extra_inputs):
+  extra = extra_inputs(example["image"])
+  clash = sorted(set(extra) & set(example))
+  if clash:
+    raise ValueError(f"extra_inputs returned {clash}, which the pipeline already sets")
+  return {**example, **extra}
+
+
+def host_inputs_batch(extra_inputs, images) -> dict:
+  """`extra_inputs` (per image, as `make_image_dataset` takes it) over a host batch [B, ...]."""
+  if extra_inputs is None:
+    return {}
+  rows = [extra_inputs(im) for im in np.asarray(images)]
+  return {k: np.stack([r[k] for r in rows]) for k in rows[0]} if rows else {}
+
+
 def _check_positive(**values):
   for name, value in values.items():
     if value is not None and (not isinstance(value, (int, np.integer)) or value <= 0):
@@ -70,6 +86,7 @@ def make_image_dataset(
     data_dir: str | None = None,
     num_threads: int = 2,
     num_workers: int = 0,
+    extra_inputs=None,
 ) -> grain.IterDataset:
   """A grain IterDataset of {"image": float32 [batch_size, image_size, image_size, 3] in [0, 1]}.
 
@@ -86,6 +103,8 @@ def make_image_dataset(
   num_threads: reader threads per process; num_workers > 0 adds grain worker processes. Each
     worker makes whole batches from every num_workers-th example, so the batch order depends
     on num_workers: resume a checkpointed iterator with the same value.
+  extra_inputs: a picklable image [H, W, 3] -> {name: array} a model needs besides the image
+    (GPSToken's initial Gaussians), computed per example in the reader threads / workers.
   """
   _check_positive(
       image_size=image_size, batch_size=batch_size, process_count=process_count,
@@ -119,6 +138,8 @@ def make_image_dataset(
     ds = grain.MapDataset.range(padded).map(functools.partial(
         _eval_example, source=source, num_real=n, image_size=image_size))
 
+  if extra_inputs is not None:
+    ds = ds.map(functools.partial(_with_extra_inputs, extra_inputs=extra_inputs))
   ds = ds[process_index::process_count]
   read = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * batch_size)
   ds = ds.to_iter_dataset(read).batch(batch_size, drop_remainder=True)

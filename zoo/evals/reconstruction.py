@@ -22,8 +22,10 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from zoo.data.pipeline import host_inputs_batch
 from zoo.evals.codebook import CodebookUsage
 from zoo.evals.fid import FeatureStatistics, GaussianStatistics, frechet_distance
+from zoo.evals.gaussian_overlay import save_token_overlay
 from zoo.evals.grid import save_recon_grid
 from zoo.evals.image_metrics import psnr, ssim
 from zoo.evals.inception_score import InceptionScore
@@ -64,19 +66,22 @@ def quantize_reconstruction(x):
   return jnp.round(jnp.clip(x, 0.0, 1.0) * jnp.float32(255.0)) / jnp.float32(255.0)
 
 
-def _batch_outputs(model, nets: EvalNets, images, num_tokens, *, metrics):
+def _batch_outputs(model, nets: EvalNets, images, num_tokens, *, metrics, model_inputs=None):
   """Everything one batch contributes, per image, computed on device.
 
   `num_tokens` None decodes every token; an int32 scalar keeps that many (flexible-length
-  tokenizers), as data, so one compiled program serves every length.
+  tokenizers), as data, so one compiled program serves every length. `model_inputs`: what
+  the model's `host_inputs` made for these images (GPSToken's initialisation).
   """
-  tokens = model.encode(images)
+  tokens = model.encode(images, **(model_inputs or {}))
   if num_tokens is None:
     decoded = model.decode(tokens)
   else:
     decoded = model.decode(tokens, num_tokens=jnp.full((images.shape[0],), num_tokens))
   recon = jnp.clip(decoded.astype(jnp.float32), 0.0, 1.0)
   out = {"recon": recon}
+  if getattr(model, "has_gaussian_tokens", False):  # for the ellipse overlay picture
+    out["tokens"] = tokens
   if "usage" in metrics and jnp.issubdtype(tokens.dtype, jnp.integer):
     out["ids"] = tokens
   if "psnr" in metrics:
@@ -155,10 +160,10 @@ def _gather_rows(rows):
 
 
 @functools.partial(jax.jit, static_argnames=("model_graph", "nets_graph", "metrics"))
-def _run_batch(model_state, nets_state, images, num_tokens, *, model_graph, nets_graph,
-               metrics):
+def _run_batch(model_state, nets_state, images, num_tokens, model_inputs, *, model_graph,
+               nets_graph, metrics):
   return _batch_outputs(nnx.merge(model_graph, model_state), nnx.merge(nets_graph, nets_state),
-                        images, num_tokens, metrics=metrics)
+                        images, num_tokens, metrics=metrics, model_inputs=model_inputs)
 
 
 def max_tokens(model) -> int | None:
@@ -218,6 +223,7 @@ def evaluate_reconstruction(model, batches, *, out_dir, metrics=("psnr", "ssim",
   run = functools.partial(_run_batch, model_graph=model_graph, nets_graph=nets_graph,
                           metrics=metrics)
   kept = None if num_tokens is None else np.int32(num_tokens)
+  host_inputs = model.host_inputs() if hasattr(model, "host_inputs") else None
 
   grid_written = False
   for batch in tqdm.tqdm(batches, total=num_batches, desc="eval", dynamic_ncols=True,
@@ -227,12 +233,17 @@ def evaluate_reconstruction(model, batches, *, out_dir, metrics=("psnr", "ssim",
     rows = -(-len(images) // devices) * devices  # pad to split evenly over local devices
     padded = np.zeros((rows, *images.shape[1:]), np.float32)
     padded[:len(images)] = images
-    sharded = jax.device_put(padded, NamedSharding(mesh, P("batch")))
-    out = jax.device_get(run(model_state, nets_state, sharded, kept))
+    rows_sharding = NamedSharding(mesh, P("batch"))
+    sharded = jax.device_put(padded, rows_sharding)
+    extra = jax.device_put(host_inputs_batch(host_inputs, padded), rows_sharding)
+    out = jax.device_get(run(model_state, nets_state, sharded, kept, extra))
     out = {k: v[:len(images)] for k, v in out.items()}
     acc.update(out, keep)
     if not grid_written and jax.process_index() == 0 and keep.any():
       save_recon_grid(out_dir / "recon_grid.png", images[keep], out["recon"][keep])
+      if "tokens" in out:
+        save_token_overlay(out_dir / "token_overlay.png", images[keep], out["tokens"][keep],
+                           out["recon"][keep])
       grid_written = True
 
   means, counts, id_counts, (real, fake), logits = acc.gathered()

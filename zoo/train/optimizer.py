@@ -54,8 +54,10 @@ def learning_rate_schedule(config, peak=None) -> optax.Schedule:
 def make_optimizer(config, *, learning_rate=None, frozen=()) -> optax.GradientTransformation:
   """AdamW for the trained parameters; parameters under `frozen` modules get no update and no
   optimizer state (as `requires_grad_(False)` in the official stage 2)."""
+  # grad_clip_norm 0: no clipping (GPSToken's official Adam clips nothing).
+  clip = [optax.clip_by_global_norm(config.grad_clip_norm)] if config.grad_clip_norm else []
   adamw = optax.chain(
-      optax.clip_by_global_norm(config.grad_clip_norm),
+      *clip,
       optax.adamw(learning_rate_schedule(config, learning_rate), b1=config.beta1,
                   b2=config.beta2, weight_decay=config.weight_decay, mask=decay_mask))
   if not frozen:

@@ -23,16 +23,18 @@ from jax.experimental import multihost_utils
 from models.quantizers.reanchor import reanchor_codebook
 from pallas_kernels import set_default_impl
 from zoo import registry
-from zoo.data import make_eval_batches, make_image_dataset
+from zoo.data import host_inputs_batch, make_eval_batches, make_image_dataset
 from zoo.evals import MeanMetrics, psnr, save_recon_grid, ssim
 from zoo.train import audio, sharding
 from zoo.train.audio_gan import (audio_discriminator_update, audio_generator_adversarial_loss,
                                  init_audio_discriminator, make_audio_discriminator_optimizer)
+from zoo.train.adaptive_gan import adaptive_gan_grads
 from zoo.train.checkpointing import Checkpointer
 from zoo.train.ema import update_ema
 from zoo.train.discriminator import (discriminator_update, gan_loss_config,
                                      generator_adversarial_loss, init_discriminator,
                                      make_discriminator_optimizer)
+from zoo.train.gan_losses import discriminator_factor
 from zoo.train.frozen_nets import create_frozen_nets, create_teacher_model, perceptual_weights
 from zoo.train.losses import per_image_cross_entropy, proxy_code_loss, reconstruction_loss
 from zoo.train.metrics_writer import MetricsWriter
@@ -131,28 +133,31 @@ def create_model(config) -> nnx.Module:
                          **config.model_overrides.to_dict())
 
 
-def accumulated_grads(loss_fn, params, images, rng, num_micro: int):
+def accumulated_grads(loss_fn, params, batch, rng, num_micro: int):
   """Mean metrics and gradients over `num_micro` micro-batches, one at a time.
 
-  `loss_fn(params, images, rng) -> (loss, (metrics, extras))`: metrics are averaged, extras
-  (per-example arrays) are concatenated back into batch order.
+  `loss_fn(params, batch, rng) -> (loss, (metrics, extras))`: `batch` is an array or a
+  pytree of arrays with the batch axis first; metrics are averaged, extras (per-example
+  arrays) are concatenated back into batch order.
   """
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
   if num_micro == 1:
-    (_, (metrics, extras)), grads = grad_fn(params, images, rng)
+    (_, (metrics, extras)), grads = grad_fn(params, batch, rng)
     return metrics, extras, grads
-  if images.shape[0] % num_micro:
-    raise ValueError(f"batch {images.shape[0]} does not split into {num_micro} micro-batches")
+  rows = jax.tree.leaves(batch)[0].shape[0]
+  if rows % num_micro:
+    raise ValueError(f"batch {rows} does not split into {num_micro} micro-batches")
   # Row i of micro-batch m is row i * num_micro + m: every micro-batch spans all devices.
-  micro = images.reshape(images.shape[0] // num_micro, num_micro, *images.shape[1:])
-  micro = jnp.swapaxes(micro, 0, 1)
+  micro = jax.tree.map(lambda t: jnp.swapaxes(
+      t.reshape(rows // num_micro, num_micro, *t.shape[1:]), 0, 1), batch)
 
   def body(carry, xs):
-    images_m, m = xs
-    (_, (metrics, extras)), grads = grad_fn(params, images_m, jax.random.fold_in(rng, m))
+    batch_m, m = xs
+    (_, (metrics, extras)), grads = grad_fn(params, batch_m, jax.random.fold_in(rng, m))
     return jax.tree.map(jnp.add, carry, (metrics, grads)), extras
 
-  (_, (metrics, _)), grads = jax.eval_shape(grad_fn, params, micro[0], rng)
+  first = jax.tree.map(lambda t: t[0], micro)
+  (_, (metrics, _)), grads = jax.eval_shape(grad_fn, params, first, rng)
   zeros = jax.tree.map(jnp.zeros_like, (metrics, grads))
   (metrics, grads), extras = jax.lax.scan(body, zeros, (micro, jnp.arange(num_micro)))
   # [num_micro, B / num_micro, ...] -> [B, ...] in the original row order.
@@ -167,10 +172,27 @@ def proxy_codes(teacher_graphdef, teacher_params, images):
   return jax.lax.stop_gradient(aux["ids"].reshape(images.shape[0], -1))
 
 
-def generator_loss(model, images, rng, step, nets, disc_params, *, config, disc_graphdef):
-  """`disc_graphdef` None: no adversarial term (before the GAN starts, or no GAN at all)."""
-  """The model's loss for its config: stage-1 proxy codes, or pixels (+ perceptual + GAN)."""
-  out = model(images, train=True, rngs=nnx.Rngs(sample=rng))
+def split_batch(batch):
+  """A training batch -> (images, model inputs): an images array, or a dict with "image" and
+  the inputs a model takes besides it (GPSToken's initial Gaussians and RoIs)."""
+  if isinstance(batch, dict):
+    return batch["image"], {k: v for k, v in batch.items() if k != "image"}
+  return batch, {}
+
+
+def adaptive_gan_layer(config) -> str:
+  """The parameter path of taming's adaptive GAN weight (`gan.adaptive_weight_layer`), or ""."""
+  return config.gan.get("adaptive_weight_layer", "") if config.gan.enabled else ""
+
+
+def generator_loss(model, batch, rng, step, nets, disc_params, *, config, disc_graphdef):
+  """The model's loss for its config: stage-1 proxy codes, or pixels (+ perceptual + GAN).
+
+  `disc_graphdef` None: no adversarial term (before the GAN starts, or no GAN at all). With an
+  adaptive GAN weight the returned loss leaves the GAN term out (metrics["gan_loss"] holds
+  it unweighted) for `adaptive_gan_grads` to weigh."""
+  images, model_inputs = split_batch(batch)
+  out = model(images, train=True, rngs=nnx.Rngs(sample=rng), **model_inputs)
   if audio.is_audio_model(model.config):
     loss, metrics = audio.audio_reconstruction_loss(out, images, config.loss,
                                                     model.config.sample_rate)
@@ -192,34 +214,53 @@ def generator_loss(model, images, rng, step, nets, disc_params, *, config, disc_
   if disc_graphdef is not None:
     gan, gan_metrics = generator_adversarial_loss(disc_graphdef, disc_params, out["recon"],
                                                   step, gan_loss_config(config))
-    loss += gan
+    if not adaptive_gan_layer(config):
+      loss += gan
     metrics.update(gan_metrics)
   metrics["loss"] = loss
   return (loss, metrics), out
 
 
-def train_step(state, images, net_params, *, graphdef, rest, net_graphdefs, disc_graphdef,
+def train_step(state, batch, net_params, *, graphdef, rest, net_graphdefs, disc_graphdef,
                schedule, config):
-  """One update of the model (and of the discriminator when `disc_graphdef` is given)."""
+  """One update of the model (and of the discriminator when `disc_graphdef` is given).
+
+  `batch`: images, or a dict of images and model inputs (`split_batch`)."""
   rng = jax.random.fold_in(state["rng"], state["step"])
   nets = {k: (net_graphdefs[k], net_params[k]) for k in net_graphdefs}
   optimizer = make_optimizer(config, frozen=config.frozen)
   extras_keys = ("features", "ids") if config.codebook_reanchor else ()
   extras_keys += ("recon",) if disc_graphdef is not None else ()
 
-  def loss_fn(params, images, rng):
+  def loss_fn(params, batch, rng):
     params = stop_frozen_gradients(params, config.frozen)
     model = merge_model(graphdef, params, rest, state.get("batch_stats"))
     (loss, metrics), out = generator_loss(
-        model, images, rng, state["step"], nets, state.get("disc_params"), config=config,
+        model, batch, rng, state["step"], nets, state.get("disc_params"), config=config,
         disc_graphdef=disc_graphdef)
     extras = {k: out[k] for k in extras_keys}
     if "batch_stats" in state:  # the buffers after this forward (EMA codebook updates)
       extras["batch_stats"] = jax.lax.stop_gradient(nnx.state(model, nnx.BatchStat))
     return loss, (metrics, extras)
 
-  metrics, extras, grads = accumulated_grads(loss_fn, state["params"], images, rng,
-                                             config.grad_accum_steps)
+  if disc_graphdef is not None and adaptive_gan_layer(config):
+    if config.grad_accum_steps > 1:
+      raise ValueError("the adaptive GAN weight is computed per batch: grad_accum_steps 1")
+
+    def parts_fn(params):
+      nll, (metrics, extras) = loss_fn(params, batch, rng)
+      return (nll, metrics["gan_loss"]), (metrics, extras)
+
+    gan_cfg = gan_loss_config(config)
+    loss, d_weight, grads, (metrics, extras) = adaptive_gan_grads(
+        parts_fn, state["params"], last_layer=adaptive_gan_layer(config),
+        discriminator_weight=gan_cfg.discriminator_weight,
+        factor=discriminator_factor(state["step"], gan_cfg))
+    metrics = {**metrics, "loss": loss, "adaptive_gan_weight": d_weight}
+  else:
+    metrics, extras, grads = accumulated_grads(loss_fn, state["params"], batch, rng,
+                                               config.grad_accum_steps)
+  images = split_batch(batch)[0]
   updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
   new_state = dict(state, step=state["step"] + 1, opt_state=opt_state)
@@ -249,12 +290,14 @@ def train_step(state, images, net_params, *, graphdef, rest, net_graphdefs, disc
   return new_state, metrics
 
 
-def reconstruct(params, images, net_params, batch_stats=None, *, graphdef, rest,
+def reconstruct(params, batch, net_params, batch_stats=None, *, graphdef, rest,
                 teacher_graphdef=None):
   """Pixel evaluation: clipped reconstructions and per-image PSNR / SSIM."""
   del net_params, teacher_graphdef
   model = merge_model(graphdef, params, rest, batch_stats)
-  recon = jnp.clip(model(images, train=False)["recon"].astype(jnp.float32), 0.0, 1.0)
+  images, model_inputs = split_batch(batch)
+  recon = model(images, train=False, **model_inputs)["recon"]
+  recon = jnp.clip(recon.astype(jnp.float32), 0.0, 1.0)
   return recon, {"psnr": psnr(images, recon), "ssim": ssim(images, recon)}
 
 
@@ -269,10 +312,10 @@ def predict_proxy_codes(params, images, net_params, batch_stats=None, *, graphde
                 "proxy_accuracy": jnp.mean(jnp.argmax(logits, -1) == ids, axis=1)}
 
 
-def evaluate_batch(params, images, valid, net_params, batch_stats, *, predict):
+def evaluate_batch(params, batch, valid, net_params, batch_stats, *, predict):
   """`predict` on a batch sharded over all devices; results come back whole on every process."""
-  outputs, metrics = predict(params, images, net_params, batch_stats)
-  return images, valid, outputs, metrics
+  outputs, metrics = predict(params, batch, net_params, batch_stats)
+  return split_batch(batch)[0], valid, outputs, metrics
 
 
 def load_trained_model(workdir, *, weights: str = "ema", step: int | None = None) -> nnx.Module:
@@ -311,6 +354,9 @@ class Trainer:
                         self.state.get("batch_stats"))
     self.model_config = model.config
     self.is_audio = audio.is_audio_model(model.config)
+    # Inputs a model needs besides the image (GPSToken's initialisation), made on the host:
+    # by the data pipeline for training, per eval batch for evaluation.
+    self.host_inputs = model.host_inputs() if hasattr(model, "host_inputs") else None
     self._warm_start()
 
     replicated = sharding.replicated(self.mesh)
@@ -351,7 +397,8 @@ class Trainer:
           config.data, image_size=image_size,
           batch_size=config.batch_size // jax.process_count(),
           train=True, seed=config.seed, process_index=jax.process_index(),
-          process_count=jax.process_count()))
+          process_count=jax.process_count(), extra_inputs=self.host_inputs,
+          num_workers=config.get("data_workers", 0)))
       self.eval_batches = make_eval_batches(
           config.eval_data, image_size=image_size, batch_size=config.eval_batch_size,
           num_images=config.num_eval_images)
@@ -405,6 +452,10 @@ class Trainer:
     means = MeanMetrics()
     for i, batch in enumerate(self.eval_batches):
       images, valid = sharding.shard_eval_batch(batch, self.mesh)
+      extra = host_inputs_batch(self.host_inputs, batch)
+      if extra:  # a dict batch (`split_batch`), each input padded and sharded like the images
+        images = {"image": images, **{k: sharding.shard_eval_batch(v, self.mesh)[0]
+                                      for k, v in extra.items()}}
       images, valid, recon, metrics = jax.device_get(self._evaluate_batch(
           self.state[params_key], images, valid, self.net_params, self.state.get("batch_stats")))
       means.update({k: v[valid] for k, v in metrics.items()})
@@ -436,8 +487,14 @@ class Trainer:
     step = self.step  # a host-side counter: reading state["step"] would sync every step
     while step < until:
       batch = next(self.train_data)
-      images = sharding.global_batch(batch["audio" if self.is_audio else "image"], self.mesh)
-      self.state, metrics = self.train_step_fn(step)(self.state, images, self.net_params)
+      if self.is_audio:
+        inputs = sharding.global_batch(batch["audio"], self.mesh)
+      elif batch.keys() - {"image", "mask"}:  # with model inputs: a dict (`split_batch`)
+        inputs = {k: sharding.global_batch(v, self.mesh) for k, v in batch.items()
+                  if k != "mask"}
+      else:
+        inputs = sharding.global_batch(batch["image"], self.mesh)
+      self.state, metrics = self.train_step_fn(step)(self.state, inputs, self.net_params)
       step += 1
       bar.update(1)
       if step % config.log_every == 0 or step == config.total_steps:
