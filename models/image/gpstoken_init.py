@@ -57,7 +57,6 @@ def _resize(stack):
   return _lerp(rows[:, y0, :], rows[:, y1, :], b1[:, None])  # vertical pass
 
 
-_REPLICATE = np.concatenate([[0], np.arange(RESIZED), [RESIZED - 1]])  # border indices
 _EDGES = np.linspace(*HIST_RANGE, HIST_BINS + 1)  # np.histogram's bin edges
 # Regions whose halves are scored in one batch: the popped one and the next in line, which
 # are likely to be split soon (fewer, larger numpy calls; unused scores cost a little).
@@ -65,13 +64,27 @@ LOOKAHEAD = 4
 
 
 def _edge_magnitude(stack):
-  """Sobel 3x3 x and y derivatives in float64 with a replicated border; their magnitude."""
-  p = stack.astype(np.float64)[:, _REPLICATE][:, :, _REPLICATE]
-  smooth_y = p[:, :-2, :] + 2.0 * p[:, 1:-1, :] + p[:, 2:, :]
-  smooth_x = p[:, :, :-2] + 2.0 * p[:, :, 1:-1] + p[:, :, 2:]
+  """Sobel 3x3 x and y derivatives in float64 with a replicated border; their magnitude.
+
+  In place on one padded buffer (half the time of the plain expression, the same sums in the
+  same order: every value bit-identical)."""
+  k = stack.shape[0]
+  p = np.empty((k, RESIZED + 2, RESIZED + 2))
+  p[:, 1:-1, 1:-1] = stack
+  p[:, 0, 1:-1], p[:, -1, 1:-1] = stack[:, 0], stack[:, -1]
+  p[:, :, 0], p[:, :, -1] = p[:, :, 1], p[:, :, -2]
+  smooth_y = p[:, 1:-1, :] * 2.0  # (2 b + a) + c == (a + 2 b) + c: addition commutes
+  smooth_y += p[:, :-2, :]
+  smooth_y += p[:, 2:, :]
+  smooth_x = p[:, :, 1:-1] * 2.0
+  smooth_x += p[:, :, :-2]
+  smooth_x += p[:, :, 2:]
   gx = smooth_y[:, :, 2:] - smooth_y[:, :, :-2]
   gy = smooth_x[:, 2:, :] - smooth_x[:, :-2, :]
-  return np.sqrt(gx * gx + gy * gy)
+  gx *= gx
+  gy *= gy
+  gx += gy
+  return np.sqrt(gx, out=gx)
 
 
 def _histograms(values):

@@ -42,6 +42,7 @@ import types
 import numpy as np
 
 from golden_common import load_seeded_module
+from torch_gs_reference import splat
 
 HERE = pathlib.Path(__file__).resolve().parent
 SEED = 0
@@ -57,24 +58,6 @@ GOLDEN_DECODER = dict(double_z=False, z_channels=16, resolution=256, in_channels
                       dropout=0.0)
 RELEASED = {  # configs/gpstoken_{s64,m128,l256}.yaml
     "gpstoken_s64": (64, 16), "gpstoken_m128": (128, 16), "gpstoken_l256": (256, 32)}
-
-
-def splat(torch, sigmas, coords, colors, size, dmax):
-  """gs.cu's forward: [S, 3], [S, 2], [S, C] -> [h, w, C] float32."""
-  h, w = size[:2]
-  gx = (2.0 * torch.arange(w, dtype=torch.float64) / (w - 1) - 1.0).float()
-  gy = (2.0 * torch.arange(h, dtype=torch.float64) / (h - 1) - 1.0).float()
-  sx, sy, rho = sigmas[:, 0], sigmas[:, 1], sigmas[:, 2]
-  dx = gx[None, None, :] - coords[:, 0, None, None]  # [S, 1, w]
-  dy = gy[None, :, None] - coords[:, 1, None, None]  # [S, h, 1]
-  dx, dy = torch.broadcast_tensors(dx, dy)
-  keep = ((dx <= dmax * sx[:, None, None]) & (dx >= -dmax * sx[:, None, None])
-          & (dy <= dmax * sy[:, None, None]) & (dy >= -dmax * sy[:, None, None]))
-  isx, isy = (1.0 / sx)[:, None, None], (1.0 / sy)[:, None, None]
-  r = rho[:, None, None]
-  v = isx * isx * dx * dx - 2 * r * dx * dy * isx * isy + dy * dy * isy * isy
-  v = torch.exp(v * (-(1.0 / (1 - r * r)) / 2.0)) * keep
-  return torch.einsum("shw,sc->hwc", v, colors)
 
 
 def roi_align(torch, features, rois, size):
@@ -123,7 +106,7 @@ def bilinear(img, y, x, height, width):
 def install_stand_ins(torch):
   gswrapper = types.ModuleType("gscuda.gswrapper")
   gswrapper.gaussiansplatting_render = lambda s, c, f, size, dmax=100: splat(
-      torch, s.float(), c.float(), f.float(), size, dmax)
+      s.float(), c.float(), f.float(), size, dmax)
   sys.modules["gscuda"] = types.ModuleType("gscuda")
   sys.modules["gscuda.gswrapper"] = gswrapper
 
