@@ -295,11 +295,8 @@ class GPSToken(nnx.Module):
   def initial_gaussians(self, images):
     """Host-side entropy initialisation of [B, H, W, 3] images in [0, 1]: ([B, T*N, 5],
     [B, T*N, 4]), each tile's in its own coordinates (the official loader's output)."""
-    cfg = self.config
-    out = [gpstoken_init.initial_gaussians_for_image(
-        im, cfg.num_gaussians, tile=cfg.tile_size, min_size=cfg.init_min_size,
-        weight=cfg.init_weight) for im in np.asarray(images)]
-    return np.stack([g for g, _ in out]), np.stack([r for _, r in out])
+    out = [self.host_inputs()(im) for im in np.asarray(images)]
+    return (np.stack([o["gaussians"] for o in out]), np.stack([o["rois"] for o in out]))
 
   def encode(self, images, gaussians=None, rois=None):
     """images [B, H, W, 3] in [0, 1], H and W multiples of the tile size (256) -> tokens

@@ -25,6 +25,11 @@ def load_seeded_module():
   return load_module("zoo_seeded", ROOT / "zoo/convert/seeded.py")
 
 
+def shape_table(module) -> dict:
+  """{key: shape} of a torch module's state dict (works on the meta device)."""
+  return {k: list(v.shape) for k, v in module.state_dict().items()}
+
+
 def prepare_official_imports(repo: pathlib.Path):
   """Makes `modeling.*` of the official repo importable without modeling/modules/__init__.py,
   which pulls in the training losses (torchvision, LPIPS, diffusion) that most goldens don't

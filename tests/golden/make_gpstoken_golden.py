@@ -41,7 +41,7 @@ import types
 
 import numpy as np
 
-from golden_common import load_seeded_module
+from golden_common import load_seeded_module, shape_table
 from torch_gs_reference import splat
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -122,10 +122,6 @@ def install_stand_ins(torch):
   tv = types.ModuleType("torchvision")
   tv.ops = types.SimpleNamespace(RoIAlign=RoIAlign)
   sys.modules["torchvision"] = tv
-
-
-def shape_table(module):
-  return {k: list(v.shape) for k, v in module.state_dict().items()}
 
 
 def main():

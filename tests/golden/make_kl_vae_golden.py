@@ -33,7 +33,7 @@ import types
 
 import numpy as np
 
-from golden_common import load_seeded_module
+from golden_common import load_seeded_module, shape_table
 
 HERE = pathlib.Path(__file__).resolve().parent
 SEED = 0
@@ -66,10 +66,6 @@ def golden_images(h, w) -> np.ndarray:
   imgs[0, 0, 0] = 0.0
   imgs[1, -1, -1] = 1.0
   return imgs.astype(np.float32)
-
-
-def shape_table(module):
-  return {k: list(v.shape) for k, v in module.state_dict().items()}
 
 
 def main():

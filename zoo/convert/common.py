@@ -46,6 +46,13 @@ def linear_rules(torch_prefix: str, path: str, transform=LINEAR) -> list[Rule]:
           Rule(f"{torch_prefix}.bias", f"{path}.bias")]
 
 
+def multihead_attention_rules(torch_prefix: str, path: str) -> list[Rule]:
+  """torch.nn.MultiheadAttention (q|k|v packed in one [3W, W] matrix) -> MultiheadAttention."""
+  return ([Rule(f"{torch_prefix}.in_proj_weight", f"{path}.in_proj.kernel", LINEAR),
+           Rule(f"{torch_prefix}.in_proj_bias", f"{path}.in_proj.bias")]
+          + linear_rules(f"{torch_prefix}.out_proj", f"{path}.out_proj"))
+
+
 def norm_rules(torch_prefix: str, path: str) -> list[Rule]:
   return [Rule(f"{torch_prefix}.weight", f"{path}.scale"),
           Rule(f"{torch_prefix}.bias", f"{path}.bias")]

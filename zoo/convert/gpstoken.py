@@ -22,7 +22,7 @@ TIMESTEP_CHANNELS = 512  # taming ResnetBlock's default temb_channels
 
 
 def _conv(tp, path):
-  return [Rule(f"{tp}.weight", f"{path}.kernel", CONV2D), Rule(f"{tp}.bias", f"{path}.bias")]
+  return linear_rules(tp, path, CONV2D)
 
 
 def _resnet(tp, path, *, shortcut: bool, tiled: bool):
@@ -35,9 +35,7 @@ def _resnet(tp, path, *, shortcut: bool, tiled: bool):
 def _attention_block(tp, path):
   return (linear_rules(f"{tp}.roimlp", f"{path}.roimlp")
           + norm_rules(f"{tp}.ln1", f"{path}.ln1")
-          + [Rule(f"{tp}.attn1.in_proj_weight", f"{path}.attn1.in_proj.kernel", common.LINEAR),
-             Rule(f"{tp}.attn1.in_proj_bias", f"{path}.attn1.in_proj.bias")]
-          + linear_rules(f"{tp}.attn1.out_proj", f"{path}.attn1.out_proj")
+          + common.multihead_attention_rules(f"{tp}.attn1", f"{path}.attn1")
           + norm_rules(f"{tp}.ln2", f"{path}.ln2")
           + linear_rules(f"{tp}.mlp.0", f"{path}.mlp_0")
           + linear_rules(f"{tp}.mlp.2", f"{path}.mlp_2"))

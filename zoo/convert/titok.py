@@ -7,10 +7,7 @@ from zoo.convert.maskgit_cnn import decoder_rules
 
 def _vit_block(t: str, p: str) -> list[Rule]:
   return (norm_rules(f"{t}.ln_1", f"{p}.ln_1")
-          # torch.nn.MultiheadAttention packs q|k|v in one [3W, W] matrix.
-          + [Rule(f"{t}.attn.in_proj_weight", f"{p}.attn.in_proj.kernel", common.LINEAR),
-             Rule(f"{t}.attn.in_proj_bias", f"{p}.attn.in_proj.bias")]
-          + linear_rules(f"{t}.attn.out_proj", f"{p}.attn.out_proj")
+          + common.multihead_attention_rules(f"{t}.attn", f"{p}.attn")
           + norm_rules(f"{t}.ln_2", f"{p}.ln_2")
           + linear_rules(f"{t}.mlp.c_fc", f"{p}.mlp.c_fc")
           + linear_rules(f"{t}.mlp.c_proj", f"{p}.mlp.c_proj"))

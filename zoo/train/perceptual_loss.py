@@ -25,6 +25,8 @@ constants, or their ~65M weights get baked into the compiled program.
 import jax
 import jax.numpy as jnp
 
+from models.perception.inception import INPUT_SIZE, resize_tf1
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CONVNEXT_SIZE = 224
@@ -76,7 +78,6 @@ def imagenet_logits(convnext, images):
 
 def fid_perceptual_features(inception, images):
   """GPSToken's FIDPerceptual input: [0, 1] NHWC -> Inception pool features [B, 2048]."""
-  from models.perception.inception import INPUT_SIZE, resize_tf1
   x = images.astype(jnp.float32) * FID_INPUT_SCALE
   if x.shape[1:3] != (INPUT_SIZE, INPUT_SIZE):
     x = resize_tf1(x)

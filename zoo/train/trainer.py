@@ -402,6 +402,8 @@ class Trainer:
       self.eval_batches = make_eval_batches(
           config.eval_data, image_size=image_size, batch_size=config.eval_batch_size,
           num_images=config.num_eval_images)
+    # The eval set is fixed: its host-side model inputs are made once.
+    self.eval_inputs = [host_inputs_batch(self.host_inputs, b) for b in self.eval_batches]
     self.checkpointer = Checkpointer(self.workdir / "checkpoints",
                                      every_steps=config.checkpoint_every,
                                      keep=config.keep_checkpoints)
@@ -452,7 +454,7 @@ class Trainer:
     means = MeanMetrics()
     for i, batch in enumerate(self.eval_batches):
       images, valid = sharding.shard_eval_batch(batch, self.mesh)
-      extra = host_inputs_batch(self.host_inputs, batch)
+      extra = self.eval_inputs[i]
       if extra:  # a dict batch (`split_batch`), each input padded and sharded like the images
         images = {"image": images, **{k: sharding.shard_eval_batch(v, self.mesh)[0]
                                       for k, v in extra.items()}}
