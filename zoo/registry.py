@@ -94,6 +94,13 @@ def _register_families():
     register(name, cfg, lambda c, rngs, dtype=None: GPSToken(c, rngs=rngs, dtype=dtype),
              gpstoken_convert, repo)
 
+  from zoo.configs import larp
+  from zoo.convert import larp as larp_convert
+  from models.video.larp import LARP
+  for name, (cfg, repo) in larp.MODELS.items():
+    register(name, cfg, lambda c, rngs, dtype=None: LARP(c, rngs=rngs, dtype=dtype),
+             larp_convert, repo)
+
   from zoo.configs import dac
   from zoo.convert import dac as dac_convert
   from models.audio.dac import DAC
