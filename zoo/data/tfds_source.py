@@ -96,3 +96,34 @@ class TfdsAudio:
   def __getitem__(self, index: int):
     audio = np.asarray(self.source[index][self.key]).astype(np.float32) / self.scale
     return (audio[:, None] if audio.ndim == 1 else audio), self.rate
+
+
+class TfdsVideos:
+  """Random-access source of (uint8 [T, H, W, 3], fps) from a prepared TFDS video dataset
+  (e.g. ucf101, whose `video` feature holds 25 fps frames). TFDS stores no frame rate:
+  `fps` says it (the default fits ucf101)."""
+
+  def __init__(self, name: str, split: str, data_dir: str | None = None, video_key="video",
+               fps: float = 25.0):
+    data_dir = data_dir or tfds.core.constants.get_default_data_dir()
+    builder = open_builder(name, data_dir)
+    features = builder.info.features
+    if video_key not in features:
+      raise KeyError(
+          f"TFDS dataset {name!r} has no feature {video_key!r}; features: {list(features)}.")
+    self.source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    self.key, self.fps = video_key, fps
+
+  def __len__(self):
+    return len(self.source)
+
+  def num_frames(self, index: int) -> int:
+    return len(self.source[index][self.key])
+
+  def __getitem__(self, index: int):
+    frames = np.asarray(self.source[index][self.key])
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3):
+      raise ValueError(f"TFDS video {index} has shape {frames.shape}, not [T, H, W, 3]")
+    if frames.shape[-1] == 1:
+      frames = np.repeat(frames, 3, axis=-1)
+    return frames.astype(np.uint8), self.fps

