@@ -59,12 +59,15 @@ def _register_families():
   from zoo.convert import lpips_alex as lpips_alex_convert
   from models.perception.alex_lpips import AlexLPIPS
   from models.perception.convnext import ConvNeXt
+  from models.perception.i3d import I3D
   from models.perception.inception import InceptionV3
   from models.perception.vgg_lpips import LPIPS
+  from zoo.convert import i3d as i3d_convert
   builders = {"lpips_vgg": (LPIPS, lpips_convert),
               "lpips_alex": (AlexLPIPS, lpips_alex_convert),
               "convnext_s_imagenet": (ConvNeXt, convnext_convert),
-              "inception_fid": (InceptionV3, inception_convert)}
+              "inception_fid": (InceptionV3, inception_convert),
+              "i3d_kinetics400": (I3D, i3d_convert)}
   for name, (cfg, repo) in perception.MODELS.items():
     module, converter = builders[name]
     register(name, cfg, lambda c, rngs, m=module: m(c, rngs=rngs), converter, repo)

@@ -61,14 +61,15 @@ class InceptionConfig:
 class BatchNormEval(nnx.Module):
   """BatchNorm2d in eval mode: the running statistics of the checkpoint, never updated."""
 
-  def __init__(self, dim: int):
+  def __init__(self, dim: int, eps: float = BATCHNORM_EPS):
+    self.eps = eps
     self.scale = nnx.Param(jnp.ones((dim,)), **axes("norm"))
     self.bias = nnx.Param(jnp.zeros((dim,)), **axes("norm"))
     self.mean = nnx.BatchStat(jnp.zeros((dim,)), **axes("norm"))
     self.var = nnx.BatchStat(jnp.ones((dim,)), **axes("norm"))
 
   def __call__(self, x):
-    inv = self.scale[...] * jax.lax.rsqrt(self.var[...] + BATCHNORM_EPS)
+    inv = self.scale[...] * jax.lax.rsqrt(self.var[...] + self.eps)
     return ((x - self.mean[...]) * inv + self.bias[...]).astype(x.dtype)
 
 

@@ -17,7 +17,6 @@ the position embeddings truncated and decode to as many frames, as `encode_eval`
 import dataclasses
 import functools
 
-import einops
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,6 +25,7 @@ from flax import nnx
 from models.layers.axes import axes
 from models.layers.sincos import sincos_1d, sincos_3d
 from models.layers.transformer import layer_norm, run_blocks
+from models.layers.video_patches import PatchEmbed3D, unpatchify
 from models.layers.vit import Block
 from models.quantizers.gaussian import DiagonalGaussian
 from models.quantizers.vq import codebook_stats, l2_normalize
@@ -53,6 +53,7 @@ class LARPConfig:
   commitment_weight: float = 0.25
   codebook_weight: float = 1.0
   latent_pe_base: float = 10000.0
+  query_init_std: float = 0.02  # the latent queries' Gaussian init
   # The prior: a GPT-C size name, or None for a tokenizer without it.
   prior: str | None = "gptc-S"
   prior_rounds: int = 2
@@ -98,20 +99,6 @@ def _dense(cin, cout, names, *, rngs, dtype, zero=False):
   init = nnx.initializers.zeros_init() if zero else nnx.initializers.xavier_uniform()
   return nnx.Linear(cin, cout, dtype=dtype, rngs=rngs, kernel_init=init,
                     kernel_metadata=axes(*names), bias_metadata=axes(names[1]))
-
-
-class PatchEmbed(nnx.Module):
-  """Conv3d with stride = kernel, as a dense layer on flattened (t, h, w, c) patches."""
-
-  def __init__(self, cfg: LARPConfig, *, rngs, dtype=None):
-    self.pt, self.p = cfg.temporal_patch_size, cfg.patch_size
-    self.proj = _dense(cfg.patch_dim, cfg.encoder_width, ("patch", "embed"), rngs=rngs,
-                       dtype=dtype)
-
-  def __call__(self, video):
-    patches = einops.rearrange(video, "b (t pt) (h p1) (w p2) c -> b (t h w) (pt p1 p2 c)",
-                               pt=self.pt, p1=self.p, p2=self.p)
-    return self.proj(patches)
 
 
 class ParallelTransformer(nnx.Module):
@@ -161,8 +148,9 @@ class LARP(nnx.Module):
   def __init__(self, cfg: LARPConfig, *, rngs: nnx.Rngs, dtype=None):
     self.config = cfg
     self.dtype = dtype
-    self.x_embedder = PatchEmbed(cfg, rngs=rngs, dtype=dtype)
-    self.encoder_latent_query_embed = nnx.Param(0.02 * jax.random.normal(
+    self.x_embedder = PatchEmbed3D(cfg.temporal_patch_size, cfg.patch_size, cfg.encoder_width,
+                                   rngs=rngs, dtype=dtype)
+    self.encoder_latent_query_embed = nnx.Param(cfg.query_init_std * jax.random.normal(
         rngs.params(), (cfg.num_tokens, cfg.encoder_width), jnp.float32), **axes(None, "embed"))
     self.encoder = ParallelTransformer(cfg.encoder_width, cfg.encoder_heads, cfg.encoder_depth,
                                        remat=cfg.remat, rngs=rngs, dtype=dtype)
@@ -243,9 +231,7 @@ class LARP(nnx.Module):
     queries = jnp.broadcast_to(queries, (h.shape[0],) + queries.shape[1:])
     x = self.final_layer(self.decoder(h, queries))
     s = c.input_size // c.patch_size
-    return einops.rearrange(
-        x, "b (t h w) (pt p1 p2 c) -> b (t pt) (h p1) (w p2) c", h=s, w=s,
-        pt=c.temporal_patch_size, p1=c.patch_size, p2=c.patch_size).astype(jnp.float32)
+    return unpatchify(x, c.temporal_patch_size, c.patch_size, s, s).astype(jnp.float32)
 
   def _num_patches(self, frames: int) -> int:
     c = self.config
@@ -351,9 +337,9 @@ class LARP(nnx.Module):
     else:
       codes, aux = self.quantize(z, sample_key=rngs.sample() if train else None)
       out.update(aux)
-      if self.prior_model is not None:
+      if self.prior_model is not None and train:  # evaluation needs only the reconstruction
         ce, stats = self.prior_loss(codes, aux["ids"], progress=progress, train=train,
-                                    rngs=rngs if train else nnx.Rngs(sample=0))
+                                    rngs=rngs)
         out["losses"]["latent_ce"] = ce
         out["stats"].update(stats)
     out["recon"] = self.decode_latents(codes, self._num_patches(video.shape[1]))

@@ -6,8 +6,11 @@
   convnext_s_imagenet  torchvision convnext_small IMAGENET1K_V1 (zoo/convert/convnext.py)
   inception_fid        the FID InceptionV3 of pytorch-fid / torch-fidelity,
                        pt_inception-2015-12-05-6726825d.pth (zoo/convert/inception.py)
+  i3d_kinetics400      the FVD I3D of VideoGPT / TATS / OmniTokenizer, i3d_pretrained_400.pt
+                       (zoo/convert/i3d.py)
 """
 from models.perception.convnext import ConvNeXtConfig
+from models.perception.i3d import I3DConfig
 from models.perception.inception import InceptionConfig
 from models.perception.vgg_lpips import LPIPSConfig
 
@@ -16,4 +19,5 @@ MODELS = {
     "lpips_alex": (LPIPSConfig(trunk="alexnet"), None),
     "convnext_s_imagenet": (ConvNeXtConfig(), None),
     "inception_fid": (InceptionConfig(), None),
+    "i3d_kinetics400": (I3DConfig(), None),
 }

@@ -28,6 +28,9 @@ IDENTITY = Transform("identity", lambda a: a, lambda s: tuple(s))
 LINEAR = Transform("linear", lambda a: a.T, lambda s: (s[1], s[0]))
 # torch Conv2d [out, in, kh, kw] -> [kh, kw, in, out].
 CONV2D = Transform("conv2d", lambda a: a.transpose(2, 3, 1, 0), lambda s: (s[3], s[2], s[0], s[1]))
+# torch Conv3d [out, in, kt, kh, kw] -> [kt, kh, kw, in, out].
+CONV3D = Transform("conv3d", lambda a: a.transpose(2, 3, 4, 1, 0),
+                   lambda s: (s[4], s[3], s[0], s[1], s[2]))
 # A 1x1 Conv2d used as a per-token Dense: [out, in, 1, 1] -> [in, out].
 CONV1X1_AS_DENSE = Transform(
     "conv1x1_as_dense", lambda a: a.reshape(a.shape[0], a.shape[1]).T,

@@ -53,3 +53,19 @@ def gpstoken_state_dict(shapes: dict, seed: int = 0) -> dict:
     if name in state:
       state[name] = (0.02 * state[name]).astype(np.float32)
   return state
+
+
+def batchnorm_state_dict(shapes: dict, seed: int = 0) -> dict:
+  """Seeded weights for conv + BatchNorm networks (the I3D): as `seeded_state_dict`, with the
+  BatchNorm scales in [0.5, 1.5], running means near 0 and running variances in [0.5, 1.5],
+  where a trained network has them (a variance near 0 blows the activations up)."""
+  state = seeded_state_dict(shapes, seed)
+  for name, value in state.items():
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 2])
+    if name.endswith((".bn.weight", ".running_var")):
+      state[name] = rng.uniform(0.5, 1.5, value.shape).astype(np.float32)
+    elif name.endswith(".running_mean"):
+      state[name] = (0.1 * rng.standard_normal(value.shape)).astype(np.float32)
+    elif name.endswith(".num_batches_tracked"):
+      state[name] = np.asarray(1000, np.int64)
+  return state

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 def reconstruction_loss(out: dict, images, weights) -> tuple[jnp.ndarray, dict]:
   """Returns (scalar loss, scalar metrics) from a model's training forward `out`.
 
-  Pixel L2 on `out["recon"]` (unless its weight is 0), the quantizer / KL terms, and every
+  Pixel L2 on `out["recon"]` (unless its weight is 0), pixel L1 (`weights.pixel_l1`, LARP's
+  reconstruction term; 0 when the config does not name it), the quantizer / KL terms, and every
   loss the model names in `out["losses"]` (a flow-matching loss, a halting loss, ...),
   weighted by `weights.<name>` (1 when the config does not name it).
   """
@@ -20,6 +21,10 @@ def reconstruction_loss(out: dict, images, weights) -> tuple[jnp.ndarray, dict]:
     pixel_l2 = jnp.mean((out["recon"].astype(jnp.float32) - images) ** 2)
     loss += weights.pixel_l2 * pixel_l2
     metrics["pixel_l2"] = pixel_l2
+  if weights.get("pixel_l1", 0.0):
+    pixel_l1 = jnp.mean(jnp.abs(out["recon"].astype(jnp.float32) - images))
+    loss += weights.pixel_l1 * pixel_l1
+    metrics["pixel_l1"] = pixel_l1
   for name, value in out.get("losses", {}).items():
     loss += weights.get(name, 1.0) * value
     metrics[name] = value

@@ -34,11 +34,6 @@ def stop_frozen_gradients(params, frozen):
       lambda path, p: jax.lax.stop_gradient(p) if is_frozen(path, frozen) else p, params)
 
 
-def _labels(params, frozen):
-  return jax.tree_util.tree_map_with_path(
-      lambda path, _: "frozen" if is_frozen(path, frozen) else "trained", params)
-
-
 def learning_rate_schedule(config, peak=None) -> optax.Schedule:
   """Warmup + cosine (the default), or DAC's per-step exponential decay (`lr_decay`)."""
   if config.get("lr_schedule", "cosine") == "exponential":
@@ -51,16 +46,36 @@ def learning_rate_schedule(config, peak=None) -> optax.Schedule:
       end_value=config.end_learning_rate)
 
 
-def make_optimizer(config, *, learning_rate=None, frozen=()) -> optax.GradientTransformation:
+def _group_labels(params, frozen, multipliers):
+  def label(path, _):
+    if is_frozen(path, frozen):
+      return "frozen"
+    top = str(getattr(path[0], "key", path[0])) if path else ""
+    return f"lr_x:{top}" if top in multipliers else "trained"
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def make_optimizer(config, *, learning_rate=None, frozen=(),
+                   lr_multipliers=None) -> optax.GradientTransformation:
   """AdamW for the trained parameters; parameters under `frozen` modules get no update and no
-  optimizer state (as `requires_grad_(False)` in the official stage 2)."""
+  optimizer state (as `requires_grad_(False)` in the official stage 2). `lr_multipliers`
+  ({top-level module: factor}, default `config.lr_multipliers`) scale the learning-rate schedule
+  of those modules: LARP trains its prior at 50x (`prior_lr_mult`)."""
   # grad_clip_norm 0: no clipping (GPSToken's official Adam clips nothing).
   clip = [optax.clip_by_global_norm(config.grad_clip_norm)] if config.grad_clip_norm else []
-  adamw = optax.chain(
-      *clip,
-      optax.adamw(learning_rate_schedule(config, learning_rate), b1=config.beta1,
-                  b2=config.beta2, weight_decay=config.weight_decay, mask=decay_mask))
-  if not frozen:
-    return adamw
-  return optax.multi_transform({"trained": adamw, "frozen": optax.set_to_zero()},
-                               functools.partial(_labels, frozen=tuple(frozen)))
+  if lr_multipliers is None:
+    lr_multipliers = dict(config.get("lr_multipliers", None) or {})
+  schedule = learning_rate_schedule(config, learning_rate)
+
+  def adamw(factor=1.0):
+    lr = schedule if factor == 1.0 else (lambda step: factor * schedule(step))
+    return optax.adamw(lr, b1=config.beta1, b2=config.beta2, weight_decay=config.weight_decay,
+                       mask=decay_mask)
+
+  if not frozen and not lr_multipliers:
+    return optax.chain(*clip, adamw())
+  groups = {"trained": adamw(), "frozen": optax.set_to_zero()}
+  groups.update({f"lr_x:{k}": adamw(float(v)) for k, v in lr_multipliers.items()})
+  # Clipping sees the whole gradient (as torch's clip_grad_norm_ over all parameters).
+  return optax.chain(*clip, optax.multi_transform(groups, functools.partial(
+      _group_labels, frozen=tuple(frozen), multipliers=dict(lr_multipliers))))

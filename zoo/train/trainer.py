@@ -4,6 +4,7 @@ State is a plain pytree {step, params, opt_state, ema, rng} so that jit sharding
 Orbax see exactly what is trained. The same code runs on one CPU, N fake devices or a pod.
 """
 import functools
+import inspect
 import json
 import pathlib
 import signal
@@ -25,7 +26,7 @@ from pallas_kernels import set_default_impl
 from zoo import registry
 from zoo.data import host_inputs_batch, make_eval_batches, make_image_dataset
 from zoo.evals import MeanMetrics, psnr, save_recon_grid, ssim
-from zoo.train import audio, sharding
+from zoo.train import audio, sharding, video
 from zoo.train.audio_gan import (audio_discriminator_update, audio_generator_adversarial_loss,
                                  init_audio_discriminator, make_audio_discriminator_optimizer)
 from zoo.train.adaptive_gan import adaptive_gan_grads
@@ -41,6 +42,9 @@ from zoo.train.metrics_writer import MetricsWriter
 from zoo.train.model_state import merge_model
 from zoo.train.optimizer import learning_rate_schedule, make_optimizer, stop_frozen_gradients
 from zoo.train.perceptual_loss import perceptual_loss
+from zoo.train.video_gan import (init_video_discriminator, is_video_gan,
+                                 make_video_discriminator_optimizer, video_discriminator_update,
+                                 video_generator_adversarial_loss)
 from zoo.train.warm_start import load_pixel_decoder, load_stage1_weights
 
 
@@ -48,14 +52,19 @@ def audio_gan(config) -> bool:
   return config.gan.get("discriminator", "nlayer") == "audio"
 
 
-def build_discriminator(config):
-  """(graphdef, state entries) of the config's discriminator: NLayer (images) or audio."""
+def build_discriminator(config, model_config):
+  """(graphdef, state entries) of the config's discriminator: NLayer (images), audio, or the
+  transformer video discriminator (sized by the model's clips)."""
+  if is_video_gan(config):
+    return init_video_discriminator(config, model_config)
   return init_audio_discriminator(config) if audio_gan(config) else init_discriminator(config)
 
 
 def discriminator_optimizer(config):
   if audio_gan(config):
     return make_audio_discriminator_optimizer(config)
+  if is_video_gan(config):
+    return make_video_discriminator_optimizer(config)
   return make_discriminator_optimizer(config)
 
 
@@ -84,7 +93,7 @@ def init_state(model: nnx.Module, config):
       raise ValueError("a model with EMA buffers (nnx.BatchStat) trains with grad_accum_steps 1")
     state["batch_stats"] = batch_stats
   if config.gan.enabled:
-    state.update(build_discriminator(config)[1])
+    state.update(build_discriminator(config, model.config)[1])
   return graphdef, rest, state
 
 
@@ -192,6 +201,8 @@ def generator_loss(model, batch, rng, step, nets, disc_params, *, config, disc_g
   adaptive GAN weight the returned loss leaves the GAN term out (metrics["gan_loss"] holds
   it unweighted) for `adaptive_gan_grads` to weigh."""
   images, model_inputs = split_batch(batch)
+  if "progress" in inspect.signature(model.__call__).parameters:  # LARP's scheduled sampling
+    model_inputs = dict(model_inputs, progress=step / max(config.total_steps, 1))
   out = model(images, train=True, rngs=nnx.Rngs(sample=rng), **model_inputs)
   if audio.is_audio_model(model.config):
     loss, metrics = audio.audio_reconstruction_loss(out, images, config.loss,
@@ -207,11 +218,19 @@ def generator_loss(model, batch, rng, step, nets, disc_params, *, config, disc_g
   loss, metrics = reconstruction_loss(out, images, config.loss)
   weights = perceptual_weights(config)
   if weights:
+    # Videos: the perceptual networks see every frame (LARP's per-frame LPIPS).
+    frames = lambda v: v.reshape(-1, *v.shape[2:]) if v.ndim == 5 else v
     p_loss, p_metrics = perceptual_loss(
-        out["recon"], images, {k: nnx.merge(*nets[k]) for k in weights}, weights)
+        frames(out["recon"]), frames(images), {k: nnx.merge(*nets[k]) for k in weights},
+        weights)
     loss += config.loss.perceptual * p_loss
     metrics.update(p_metrics)
-  if disc_graphdef is not None:
+  if disc_graphdef is not None and is_video_gan(config):
+    gan, gan_metrics = video_generator_adversarial_loss(disc_graphdef, disc_params,
+                                                        out["recon"], config.gan)
+    loss += gan
+    metrics.update(gan_metrics)
+  elif disc_graphdef is not None:
     gan, gan_metrics = generator_adversarial_loss(disc_graphdef, disc_params, out["recon"],
                                                   step, gan_loss_config(config))
     if not adaptive_gan_layer(config):
@@ -222,8 +241,9 @@ def generator_loss(model, batch, rng, step, nets, disc_params, *, config, disc_g
 
 
 def train_step(state, batch, net_params, *, graphdef, rest, net_graphdefs, disc_graphdef,
-               schedule, config):
-  """One update of the model (and of the discriminator when `disc_graphdef` is given).
+               schedule, config, update_discriminator: bool = True):
+  """One update of the model (and of the discriminator when `disc_graphdef` is given and
+  `update_discriminator`: the video GAN updates it every `gan.update_every` steps).
 
   `batch`: images, or a dict of images and model inputs (`split_batch`)."""
   rng = jax.random.fold_in(state["rng"], state["step"])
@@ -278,6 +298,12 @@ def train_step(state, batch, net_params, *, graphdef, rest, net_graphdefs, disc_
     disc_state, disc_metrics = audio_discriminator_update(
         state, images, extras["recon"], graphdef=disc_graphdef,
         optimizer=discriminator_optimizer(config), gan=config.gan)
+  elif disc_graphdef is not None and is_video_gan(config):
+    disc_state, disc_metrics = {}, {}
+    if update_discriminator:
+      disc_state, disc_metrics = video_discriminator_update(
+          state, images, extras["recon"], jax.random.fold_in(rng, 7), graphdef=disc_graphdef,
+          optimizer=discriminator_optimizer(config), gan=config.gan)
   elif disc_graphdef is not None:
     disc_state, disc_metrics = discriminator_update(
         state, images, extras["recon"], state["step"], graphdef=disc_graphdef,
@@ -354,6 +380,7 @@ class Trainer:
                         self.state.get("batch_stats"))
     self.model_config = model.config
     self.is_audio = audio.is_audio_model(model.config)
+    self.is_video = video.is_video_model(model.config)
     # Inputs a model needs besides the image (GPSToken's initialisation), made on the host:
     # by the data pipeline for training, per eval batch for evaluation.
     self.host_inputs = model.host_inputs() if hasattr(model, "host_inputs") else None
@@ -362,20 +389,26 @@ class Trainer:
     replicated = sharding.replicated(self.mesh)
     net_graphdefs = {k: graphdef for k, (graphdef, _) in nets.items()}
     self.net_params = jax.device_put({k: params for k, (_, params) in nets.items()}, replicated)
-    disc_graphdef = build_discriminator(config)[0] if config.gan.enabled else None
+    disc_graphdef = build_discriminator(config, model.config)[0] if config.gan.enabled else None
     step_fn = functools.partial(train_step, graphdef=self.graphdef, rest=self.rest,
                                 net_graphdefs=net_graphdefs, schedule=learning_rate_schedule(config),
                                 config=config)
     jit_step = functools.partial(
         jax.jit, in_shardings=(self.state_sharding, sharding.batch_sharding(self.mesh), replicated),
         out_shardings=(self.state_sharding, replicated), donate_argnums=0)
-    # Before discriminator_start the GAN is off: a program without it, not a lax.cond.
-    self._train_steps = {False: jit_step(functools.partial(step_fn, disc_graphdef=None))}
+    # Before discriminator_start the GAN is off: a program without it, not a lax.cond; the
+    # same for the video discriminator's update interval.
+    self._train_steps = {(False, False): jit_step(functools.partial(step_fn, disc_graphdef=None))}
     if disc_graphdef is not None:
-      self._train_steps[True] = jit_step(functools.partial(step_fn, disc_graphdef=disc_graphdef))
+      self._train_steps[True, True] = jit_step(functools.partial(step_fn,
+                                                                 disc_graphdef=disc_graphdef))
+      if is_video_gan(config):
+        self._train_steps[True, False] = jit_step(functools.partial(
+            step_fn, disc_graphdef=disc_graphdef, update_discriminator=False))
 
     predict = (predict_proxy_codes if "teacher" in nets else
-               audio.reconstruct_audio if self.is_audio else reconstruct)
+               audio.reconstruct_audio if self.is_audio else
+               video.reconstruct_video if self.is_video else reconstruct)
     predict = functools.partial(predict, graphdef=self.graphdef, rest=self.rest,
                                 teacher_graphdef=net_graphdefs.get("teacher"))
     batch = sharding.batch_sharding(self.mesh)
@@ -391,6 +424,10 @@ class Trainer:
       self.train_data = audio.make_train_stream(config, model, process_index=jax.process_index(),
                                                 process_count=jax.process_count())
       self.eval_batches = audio.make_eval_clips(config, model)
+    elif self.is_video:
+      self.train_data = video.make_train_stream(config, model, process_index=jax.process_index(),
+                                                process_count=jax.process_count())
+      self.eval_batches = video.make_eval_clips(config, model)
     else:
       image_size = model.config.image_size
       self.train_data = iter(make_image_dataset(
@@ -438,7 +475,9 @@ class Trainer:
   def train_step_fn(self, step: int):
     """The compiled step for the update after `step` (with the GAN from its start on)."""
     gan = self.config.gan.enabled and step >= self.config.gan.discriminator_start
-    return self._train_steps[gan]
+    update = gan and (not is_video_gan(self.config)
+                      or step % self.config.gan.get("update_every", 1) == 0)
+    return self._train_steps[gan, update]
 
   @property
   def step(self) -> int:
@@ -465,6 +504,8 @@ class Trainer:
         if self.is_audio:  # a WAV pair and their spectrograms
           audio.save_audio_example(grid_path.parent, grid_path.stem, images[valid], recon[valid],
                                    self.model_config.sample_rate)
+        elif self.is_video:  # an MP4 side by side and a frame grid
+          video.save_video_example(grid_path.parent, grid_path.stem, images[valid], recon[valid])
         else:
           save_recon_grid(grid_path, images[valid], recon[valid])
     return means.result()
@@ -489,8 +530,8 @@ class Trainer:
     step = self.step  # a host-side counter: reading state["step"] would sync every step
     while step < until:
       batch = next(self.train_data)
-      if self.is_audio:
-        inputs = sharding.global_batch(batch["audio"], self.mesh)
+      if self.is_audio or self.is_video:
+        inputs = sharding.global_batch(batch["audio" if self.is_audio else "video"], self.mesh)
       elif batch.keys() - {"image", "mask"}:  # with model inputs: a dict (`split_batch`)
         inputs = {k: sharding.global_batch(v, self.mesh) for k, v in batch.items()
                   if k != "mask"}
