@@ -10,6 +10,9 @@ for audio codecs mel/STFT distance, SI-SDR, PESQ, STOI, codebook usage and bitra
   python eval.py --workdir runs/odp --num-tokens 1,2,4,8,16,32   # rate-distortion sweep
   python eval.py --model dac_44khz --checkpoint weights.pth --data folder:/path/to/wavs \
       --num-levels 1,2,4,9 --seconds 5          # audio: one evaluation per number of levels
+  python eval.py --model larp_l_long --checkpoint path/to/LARP-L-long-tokenizer \
+      --fvd_protocol larp_ucf101 --metrics psnr,ssim,lpips,rfvd,usage \
+      --i3d_checkpoint i3d_pretrained_400.pt --lpips_checkpoint path/to/lpips_vgg_dir
 
 Images are prepared by the named protocol (zoo/evals/protocols.py: titok, titok_wds, adm).
 Every process evaluates its share of the images over its devices and the results are gathered
@@ -19,8 +22,11 @@ tokenizers) it evaluates each token count and writes rate_distortion.{jsonl,md,p
 --out directory. Audio codecs (models with a sample rate) are evaluated on --seconds clips
 (default data builtin:audio) with --metrics from mel_distance, stft_distance, si_sdr, pesq,
 stoi, usage; they write results.json, clips/*_{original,recon}.wav and spectrograms.png, and
-with --num-levels a levels.{jsonl,md,png} table over bitrates. Flag names take dashes or
-underscores.
+with --num-levels a levels.{jsonl,md,png} table over bitrates. Video tokenizers (models with a
+frame count) are evaluated on fixed clips (default data builtin:clips) with --metrics from psnr,
+ssim, lpips, rfvd, usage; --fvd_protocol pins the data, split, clip length, size and clip count
+of a paper's rFVD (zoo/evals/fvd.py PROTOCOLS); they write results.json, side_by_side.{mp4,gif}
+and frames.png. Flag names take dashes or underscores.
 """
 import json
 import pathlib
@@ -56,6 +62,10 @@ _NUM_LEVELS = flags.DEFINE_list("num_levels", None,
                                 "Audio codecs: residual levels to keep, e.g. 1,2,4,8 (one "
                                 "evaluation per bitrate); default all levels.")
 _SECONDS = flags.DEFINE_float("seconds", 5.0, "Audio codecs: length of each evaluated clip.")
+_I3D = flags.DEFINE_string("i3d_checkpoint", None, "Video: i3d_pretrained_400.pt (for rfvd).")
+_FVD_PROTOCOL = flags.DEFINE_string("fvd_protocol", None, "Video: a pinned rFVD protocol "
+                                    "(larp_ucf101, omnitokenizer_ucf101).")
+_FRAME_STRIDE = flags.DEFINE_integer("frame_stride", 1, "Video: source frames between frames.")
 _OUT = flags.DEFINE_string("out", None, "results .json path or directory (default: eval_<model>).")
 
 
@@ -105,6 +115,9 @@ def main(argv):
   from zoo.train.audio import is_audio_model
   if is_audio_model(model.config):
     return evaluate_codec(model, name)
+  from zoo.train.video import is_video_model
+  if is_video_model(model.config):
+    return evaluate_video_tokenizer(model, name)
   nets = load_nets(_METRICS.value)
   size = model.config.image_size
   data, _ = make_protocol_batches(
@@ -160,6 +173,48 @@ def evaluate_codec(model, name):
                            metrics=metrics, info=info)
   print(json.dumps(results, indent=2))
   print(f"wrote {json_path}, {out_dir / 'clips'}/*.wav and {out_dir / 'spectrograms.png'}")
+
+
+def evaluate_video_tokenizer(model, name):
+  """The video branch of main(): fixed clips (or a pinned rFVD protocol), MP4/GIF examples."""
+  import zoo
+  from zoo.data import make_video_eval_batches
+  from zoo.evals.fvd import PROTOCOLS
+  from zoo.evals.video_reconstruction import evaluate_video
+  cfg = model.config
+  metrics = (["psnr", "ssim", "usage"] if not flags.FLAGS["metrics"].present
+             else _METRICS.value)
+  spec = dict(data=_DATA.value if flags.FLAGS["data"].present else "builtin:clips",
+              split=_SPLIT.value, num_frames=cfg.frame_num, size=cfg.input_size,
+              num=_NUM.value, frame_stride=_FRAME_STRIDE.value, resize="styleganv",
+              clip_stride=8)
+  if _FVD_PROTOCOL.value:
+    if _FVD_PROTOCOL.value not in PROTOCOLS:
+      raise app.UsageError(f"unknown --fvd_protocol {_FVD_PROTOCOL.value!r}; choose from "
+                           f"{sorted(PROTOCOLS)}")
+    p = PROTOCOLS[_FVD_PROTOCOL.value]
+    spec.update(data=p.data, split=p.split, num_frames=p.num_frames, size=p.size,
+                num=p.num_clips, frame_stride=p.frame_stride, resize=p.resize, clip_stride=None)
+  if (spec["num_frames"], spec["size"]) != (cfg.frame_num, cfg.input_size):
+    logging.warning("protocol clips %dx%d^2, the model's %dx%d^2", spec["num_frames"],
+                    spec["size"], cfg.frame_num, cfg.input_size)
+  lpips = (zoo.from_pretrained(f"lpips_{_LPIPS_NET.value}", checkpoint=_LPIPS.value)
+           if "lpips" in metrics and _LPIPS.value else None)
+  i3d = (zoo.from_pretrained("i3d_kinetics400", checkpoint=_I3D.value)
+         if "rfvd" in metrics and _I3D.value else None)
+  clips = make_video_eval_batches(spec["data"], num_frames=spec["num_frames"], size=spec["size"],
+                                  batch_size=_BATCH.value, num_clips=spec["num"],
+                                  split=spec["split"], eval_clip_stride=spec["clip_stride"],
+                                  frame_stride=spec["frame_stride"])
+  out = pathlib.Path(_OUT.value or f"eval_{name}")
+  out_dir, json_path = (out.parent, out) if out.suffix == ".json" else (out, out / "results.json")
+  info = {k: spec[k] for k in ("data", "split", "num_frames", "size", "frame_stride")}
+  info["fvd_protocol"] = _FVD_PROTOCOL.value
+  results = evaluate_video(model, clips, out_dir=out_dir, results_path=json_path,
+                           metrics=metrics, lpips=lpips, i3d=i3d, fvd_resize=spec["resize"],
+                           info=info)
+  print(json.dumps(results, indent=2))
+  print(f"wrote {json_path}, {out_dir}/side_by_side.{{mp4,gif}} and {out_dir}/frames.png")
 
 
 def parse_flags(argv):

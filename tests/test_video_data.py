@@ -10,7 +10,7 @@ from zoo.data import (VideoReadError, make_video_dataset, make_video_eval_batche
                       write_video)
 from zoo.data import video_transforms as vt
 from zoo.data.video_folder import VideoFolder
-from zoo.data.video_samples import SPLITS, SampleClips
+from zoo.data.video_samples import VIDEOS, SampleClips, load_clip_video
 
 
 def test_builtin_clips_train_stream():
@@ -23,27 +23,34 @@ def test_builtin_clips_train_stream():
   assert 0 < np.abs(a[:, 1:] - a[:, :-1]).mean() < 0.1
 
 
-def test_builtin_eval_clips_fixed_and_from_their_own_scene():
-  assert not set(SPLITS["train"]) & set(SPLITS["eval"])
+def test_builtin_splits_are_disjoint_in_time():
+  train, held_out = SampleClips("train"), SampleClips("eval")
+  for i, name in enumerate(VIDEOS):
+    whole, fps = load_clip_video(name)
+    a, b = train[i][0], held_out[i][0]
+    assert len(a) == int(0.75 * len(whole)) and len(a) + len(b) == len(whole)
+    np.testing.assert_array_equal(np.concatenate([a, b]), whole)
+    assert min(whole.shape[1:3]) == 144 and fps > 20
+  assert [len(load_clip_video(n)[0]) for n in VIDEOS] == [250, 132, 120]
+
+
+def test_builtin_eval_clips_are_fixed_windows():
   first = make_video_eval_batches("builtin:clips", num_frames=16, size=32, batch_size=4)
   again = make_video_eval_batches("builtin:clips", num_frames=16, size=32, batch_size=4)
   clips = np.concatenate(first)
-  # carphone_pristine: 120 frames -> windows every 8 frames: starts 0, 8, ..., 104.
-  assert clips.shape == (14, 16, 32, 32, 3)
+  # Held-out frames 63 + 33 + 30 -> 16-frame windows every 8 frames: 6 + 3 + 2.
+  assert clips.shape == (11, 16, 32, 32, 3)
   np.testing.assert_array_equal(clips, np.concatenate(again))
   # Window 1 starts 8 frames into window 0.
   np.testing.assert_array_equal(clips[1, :8], clips[0, 8:])
-  source = SampleClips("eval")
-  frames, fps = source[0]
-  assert len(frames) == 120 and abs(fps - 29.97) < 0.01 and min(frames.shape[1:3]) == 144
 
 
 def test_eval_split_across_processes():
   kwargs = dict(num_frames=16, size=16, batch_size=4, train=False, process_count=2)
   p0 = list(make_video_dataset("builtin:clips", process_index=0, **kwargs))
   p1 = list(make_video_dataset("builtin:clips", process_index=1, **kwargs))
-  assert len(p0) == len(p1) == 2  # 14 clips padded to 16 = 2 global batches of 8
-  assert sum(int(b["mask"].sum()) for b in p0 + p1) == 14
+  assert len(p0) == len(p1) == 2  # 11 clips padded to 16 = 2 global batches of 8
+  assert sum(int(b["mask"].sum()) for b in p0 + p1) == 11
 
 
 def test_clip_indices_stride_and_frame_rate():

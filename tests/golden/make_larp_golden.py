@@ -1,11 +1,8 @@
 """Golden outputs of the official LARP tokenizer (hywang66/LARP) on seeded weights.
 
 The official `models/{larp_tokenizer,bottleneck,transformer,embed,gptc}.py` are imported from a
-local checkout (never copied). Its package `__init__` pulls in the training losses (lpips) and
-the AR generator, so a bare package with the official `models/models.py` registry stands in
-for it; `utils` (FVD, FID, requests) is replaced by the one helper the tokenizer calls. timm
-imports torchvision at module level, whose C++ ops do not load against torch 2.13 here: an
-import hook gives it empty stand-in modules (the ViT Block that LARP uses needs none of them).
+local checkout (never copied), through larp_official.py (stand-ins for the imports that cannot
+run here: the training losses, `utils`, torchvision under timm).
 
 Two small LARPs in the official key layout, filled from `zoo/convert/seeded.py`:
   * VQ with the GPT-C-XXS prior (the smallest official size): 8 frames of 32x32, patches
@@ -26,17 +23,13 @@ Writes, next to this file:
   larp_golden_shapes.json  {vq|kl: {key: shape}} of both models' state dicts
 """
 import argparse
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import json
 import pathlib
-import sys
-import types
 
 import numpy as np
 
-from golden_common import load_module, load_seeded_module, photos
+from golden_common import load_seeded_module, photos
+from larp_official import import_official
 
 HERE = pathlib.Path(__file__).resolve().parent
 SEED = 0
@@ -61,63 +54,6 @@ PRIOR = dict(name="gptc-XXS", use_mix_ss=True, mix_ss_max_ratio=0.5, mix_ss_peak
              n_rounds=2, avg_loss_over_rounds=True, no_grad_before_last_round=False,
              no_dropout=False, latent_ce_temperature=1.0, args=dict(l2_normalized=True))
 BUFFERS = ("encoder_patch_pe", "decoder_latent_pe", "decoder_patch_query_embed")
-
-
-class _StubMeta(type):
-  def __getattr__(cls, name):
-    if name.startswith("__"):
-      raise AttributeError(name)
-    return _stub_class(f"{cls.__name__}.{name}")
-
-
-class _Stub(metaclass=_StubMeta):
-  def __init__(self, *args, **kwargs):
-    pass
-
-
-_STUBS = {}
-
-
-def _stub_class(name):
-  # One distinct class per name: timm builds dicts keyed by InterpolationMode members.
-  return _STUBS.setdefault(name, _StubMeta(name, (_Stub,), {}))
-
-
-class _StubModule(types.ModuleType):
-  def __getattr__(self, name):
-    if name.startswith("__"):
-      raise AttributeError(name)
-    return _stub_class(f"{self.__name__}.{name}")
-
-
-class _TorchvisionStandIn(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-  def find_spec(self, name, path, target=None):
-    if name == "torchvision" or name.startswith("torchvision."):
-      return importlib.machinery.ModuleSpec(name, self, is_package=True)
-    return None
-
-  def create_module(self, spec):
-    module = _StubModule(spec.name)
-    module.__path__, module.__version__ = [], "0.0"
-    return module
-
-  def exec_module(self, module):
-    pass
-
-
-def import_official(repo: pathlib.Path):
-  sys.meta_path.insert(0, _TorchvisionStandIn())
-  registry = load_module("models.models", repo / "models" / "models.py")
-  pkg = types.ModuleType("models")
-  pkg.__path__ = [str(repo / "models")]
-  pkg.register, pkg.make, pkg.models = registry.register, registry.make, registry.models
-  sys.modules["models"], sys.modules["models.models"] = pkg, registry
-  utils = types.ModuleType("utils")
-  utils.calculate_topk_accuracy = lambda *a, **k: {}  # training statistics only
-  sys.modules["utils"] = utils
-  for name in ("transformer", "bottleneck", "gptc", "larp_tokenizer"):
-    importlib.import_module(f"models.{name}")
-  return sys.modules["models.larp_tokenizer"].LARPTokenizer
 
 
 def clips() -> np.ndarray:

@@ -41,17 +41,20 @@ def open_builder(name: str, data_dir: str):
   return builder
 
 
+def open_split(name: str, split: str, data_dir: str | None, key: str):
+  """The random-access source of one split, checked to hold the feature `key`."""
+  data_dir = data_dir or tfds.core.constants.get_default_data_dir()
+  features = open_builder(name, data_dir).info.features
+  if key not in features:
+    raise KeyError(f"TFDS dataset {name!r} has no feature {key!r}; features: {list(features)}.")
+  return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+
+
 class TfdsImages:
   """Random-access source of uint8 [H, W, 3] images from one split of a prepared TFDS dataset."""
 
   def __init__(self, name: str, split: str, data_dir: str | None = None, image_key="image"):
-    data_dir = data_dir or tfds.core.constants.get_default_data_dir()
-    builder = open_builder(name, data_dir)
-    features = builder.info.features
-    if image_key not in features:
-      raise KeyError(
-          f"TFDS dataset {name!r} has no feature {image_key!r}; features: {list(features)}.")
-    self.source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    self.source = open_split(name, split, data_dir, image_key)
     self.image_key = image_key
 
   def __len__(self):
@@ -105,13 +108,7 @@ class TfdsVideos:
 
   def __init__(self, name: str, split: str, data_dir: str | None = None, video_key="video",
                fps: float = 25.0):
-    data_dir = data_dir or tfds.core.constants.get_default_data_dir()
-    builder = open_builder(name, data_dir)
-    features = builder.info.features
-    if video_key not in features:
-      raise KeyError(
-          f"TFDS dataset {name!r} has no feature {video_key!r}; features: {list(features)}.")
-    self.source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    self.source = open_split(name, split, data_dir, video_key)
     self.key, self.fps = video_key, fps
 
   def __len__(self):

@@ -1,4 +1,5 @@
 """Reading and writing video files with PyAV (FFmpeg): uint8 [T, H, W, 3] RGB frames."""
+import contextlib
 import pathlib
 
 import numpy as np
@@ -22,6 +23,22 @@ def _resized(frame, short_side):
   return frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
 
 
+@contextlib.contextmanager
+def _video_stream(path):
+  """(container, first video stream, fps) of `path`; FFmpeg's errors become VideoReadError."""
+  import av
+  try:
+    with av.open(str(path)) as container:
+      if not container.streams.video:
+        raise VideoReadError(f"{path}: no video stream")
+      stream = container.streams.video[0]
+      yield container, stream, float(stream.average_rate or stream.guessed_rate or 0.0)
+  except VideoReadError:
+    raise
+  except Exception as e:  # FFmpeg's errors (invalid data, truncated files) have many types
+    raise VideoReadError(f"{path}: not a readable video ({type(e).__name__}: {e})") from e
+
+
 def read_video(path, *, short_side: int | None = None,
                max_frames: int | None = None) -> tuple[np.ndarray, float]:
   """(uint8 [T, H, W, 3], frames per second) of the first video stream of `path`.
@@ -29,25 +46,15 @@ def read_video(path, *, short_side: int | None = None,
   short_side: shrink frames (never enlarge) so that their shorter side is about this long.
   max_frames: stop after this many frames.
   """
-  import av
   path = pathlib.Path(path)
   if not path.is_file():
     raise VideoReadError(f"video file not found: {path}")
-  try:
-    with av.open(str(path)) as container:
-      if not container.streams.video:
-        raise VideoReadError(f"{path}: no video stream")
-      stream = container.streams.video[0]
-      fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-      frames = []
-      for frame in container.decode(stream):
-        frames.append(_resized(frame, short_side))
-        if max_frames is not None and len(frames) >= max_frames:
-          break
-  except VideoReadError:
-    raise
-  except Exception as e:  # FFmpeg's errors (invalid data, truncated files) have many types
-    raise VideoReadError(f"{path}: not a readable video ({type(e).__name__}: {e})") from e
+  frames = []
+  with _video_stream(path) as (container, stream, fps):
+    for frame in container.decode(stream):
+      frames.append(_resized(frame, short_side))
+      if max_frames is not None and len(frames) >= max_frames:
+        break
   if not frames:
     raise VideoReadError(f"{path}: the video stream decodes to no frames")
   if fps <= 0:
@@ -58,18 +65,8 @@ def read_video(path, *, short_side: int | None = None,
 def probe_video(path) -> tuple[int, float]:
   """(frame count, fps) from the container header, decoding nothing when it says; raises
   VideoReadError for a file FFmpeg cannot open."""
-  import av
-  try:
-    with av.open(str(path)) as container:
-      if not container.streams.video:
-        raise VideoReadError(f"{path}: no video stream")
-      stream = container.streams.video[0]
-      fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-      count = stream.frames or sum(1 for _ in container.decode(stream))
-  except VideoReadError:
-    raise
-  except Exception as e:
-    raise VideoReadError(f"{path}: not a readable video ({type(e).__name__}: {e})") from e
+  with _video_stream(path) as (container, stream, fps):
+    count = stream.frames or sum(1 for _ in container.decode(stream))
   if count <= 0 or fps <= 0:
     raise VideoReadError(f"{path}: {count} frames at {fps} fps")
   return int(count), fps
