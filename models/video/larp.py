@@ -296,8 +296,11 @@ class LARP(nnx.Module):
     c = self.config
     emb = jax.lax.stop_gradient(self.codebook())
     b, n, d = codes.shape
-    ratio = jnp.minimum(progress / c.mix_ss_peak_steps_ratio * c.mix_ss_max_ratio,
-                        c.mix_ss_max_ratio)
+    if c.mix_ss_peak_steps_ratio > 0:
+      ratio = jnp.minimum(progress / c.mix_ss_peak_steps_ratio * c.mix_ss_max_ratio,
+                          c.mix_ss_max_ratio)
+    else:  # no warm-up of the ratio (use_mix_ss false): the maximum from the start
+      ratio = c.mix_ss_max_ratio
     replace = jax.random.uniform(rngs.sample(), (b, n - 1, 1)) < ratio
     logits_per_round, inputs = [], codes
     for r in range(c.prior_rounds):

@@ -14,7 +14,9 @@ from zoo.convert import common, files, lpips
 from zoo.convert.common import CONV3D, Rule
 
 WEIGHT_FILE = "i3d_pretrained_400.pt"
-WEIGHT_URL = "https://drive.google.com/file/d/1mQK8KD8G6UWRa5t87SRMm5PVXtlpneJT (VideoGPT)"
+# Where the file is published: beside the code that uses it (a Git LFS object).
+WEIGHT_URL = ("the i3d_pretrained_400.pt of github.com/FoundationVision/OmniTokenizer "
+              "(OmniTokenizer/fvd/) or of VideoGPT / TATS")
 
 
 def _unit(name: str) -> list[Rule]:

@@ -168,8 +168,8 @@ def config_from_hub(hub: dict, *, source="config.json") -> LARPConfig:
                   mix_ss_peak_steps_ratio=float(prior.get("mix_ss_peak_steps_ratio", 0.3)),
                   latent_ce_temperature=float(prior.get("latent_ce_temperature", 1.0)),
                   prior_dropout=0.0 if prior.get("no_dropout") else 0.1)
-    if not prior.get("use_mix_ss", True):  # ratio 1: every position sampled after round 1
-      kwargs.update(mix_ss_max_ratio=1.0, mix_ss_peak_steps_ratio=1e-9)
+    if not prior.get("use_mix_ss", True):  # the official's ratio 1 from the first step
+      kwargs.update(mix_ss_max_ratio=1.0, mix_ss_peak_steps_ratio=0.0)
   return LARPConfig(**kwargs)
 
 

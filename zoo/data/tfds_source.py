@@ -114,8 +114,8 @@ class TfdsVideos:
   def __len__(self):
     return len(self.source)
 
-  def num_frames(self, index: int) -> int:
-    return len(self.source[index][self.key])
+  def info(self, index: int) -> tuple[int, float]:
+    return len(self.source[index][self.key]), self.fps
 
   def __getitem__(self, index: int):
     frames = np.asarray(self.source[index][self.key])

@@ -25,16 +25,16 @@ class VideoFolder:
 
   def __init__(self, root: str, *, short_side: int | None = None):
     self.short_side = short_side
-    self.files, self.lengths, self.skipped = [], [], []
+    self.files, self.infos, self.skipped = [], [], []
     for path in find_videos(root):
       try:
-        count, _ = probe_video(path)
+        count, fps = probe_video(path)
       except VideoReadError as e:
         self.skipped.append((path, str(e)))
         logging.warning("skipping unreadable video: %s", e)
         continue
       self.files.append(path)
-      self.lengths.append(count)
+      self.infos.append((count, fps))
     if not self.files:
       raise ValueError(f"none of the {len(self.skipped)} video files under {root} is readable: "
                        + "; ".join(why for _, why in self.skipped[:5]))
@@ -42,8 +42,9 @@ class VideoFolder:
   def __len__(self):
     return len(self.files)
 
-  def num_frames(self, index: int) -> int:
-    return self.lengths[index]
+  def info(self, index: int) -> tuple[int, float]:
+    """(frame count, fps) from the header probed at opening: nothing is decoded."""
+    return self.infos[index]
 
   def __getitem__(self, index: int):
     return read_video(self.files[index], short_side=self.short_side)

@@ -94,12 +94,9 @@ def eval_windows(source, num_frames: int, step: dict, clip_stride: int | None):
     return [(i, 0) for i in range(len(source))]
   windows = []
   for i in range(len(source)):
-    loaded = _load(source, i)
-    if loaded is None:
-      continue
-    frames, fps = loaded
+    total, fps = source.info(i)
     need = vt.span(num_frames, vt.frame_step(fps, **step))
-    windows += [(i, s) for s in range(0, len(frames) - need + 1, clip_stride)]
+    windows += [(i, s) for s in range(0, total - need + 1, clip_stride)]
   return windows
 
 

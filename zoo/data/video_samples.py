@@ -65,8 +65,10 @@ class SampleClips:
   def __len__(self):
     return len(self.names)
 
-  def num_frames(self, index: int) -> int:
-    return len(self[index][0])
+  def info(self, index: int) -> tuple[int, float]:
+    """(frame count, fps) of video `index`'s split."""
+    frames, fps = self[index]
+    return len(frames), fps
 
   def __getitem__(self, index: int):
     frames, fps = load_clip_video(self.names[index])

@@ -41,28 +41,43 @@ def _frames(v):
   return v.reshape(-1, *v.shape[2:])
 
 
+def clip_psnr(video, recon):
+  """PSNR (dB) per clip [B] of the clip-wide mean squared error, for values in [0, 1]."""
+  mse = jnp.mean((video.astype(jnp.float32) - recon.astype(jnp.float32)) ** 2, axis=(1, 2, 3, 4))
+  return -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))
+
+
+def clip_ssim(video, recon):
+  """SSIM per clip [B]: the mean of the per-frame SSIMs."""
+  b, t = video.shape[:2]
+  return ssim(_frames(video), _frames(recon)).reshape(b, t).mean(axis=1)
+
+
 def clip_metrics(video, recon, metrics, lpips=None) -> dict:
   """Per-clip values [B] of the frame metrics."""
   b, t = video.shape[:2]
   out = {}
   if "psnr" in metrics:
-    mse = jnp.mean((video - recon) ** 2, axis=(1, 2, 3, 4))
-    out["psnr"] = -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))
+    out["psnr"] = clip_psnr(video, recon)
   if "ssim" in metrics:
-    out["ssim"] = ssim(_frames(video), _frames(recon)).reshape(b, t).mean(axis=1)
+    out["ssim"] = clip_ssim(video, recon)
   if "lpips" in metrics:
     out["lpips"] = jnp.asarray(lpips(_frames(video), _frames(recon))).reshape(b, t).mean(axis=1)
   return {k: np.asarray(v) for k, v in out.items()}
 
 
-def save_examples(out_dir, video, recon, *, fps: float = 8.0, max_clips: int = 4):
-  out_dir = pathlib.Path(out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
-  pairs = np.concatenate([video[:max_clips], recon[:max_clips]], axis=3)  # side by side
+def save_examples(video, recon, *, videos=(), frames=None, fps: float = 8.0,
+                  max_clips: int = 4):
+  """The first clips, original | reconstruction side by side and one after another, to each
+  path of `videos` (.mp4 / .gif); the first clip's frames (originals above) to `frames`."""
+  pairs = np.concatenate([video[:max_clips], recon[:max_clips]], axis=3)
   pairs = pairs.reshape(-1, *pairs.shape[2:])
-  write_video(out_dir / "side_by_side.mp4", pairs, fps=fps)
-  write_video(out_dir / "side_by_side.gif", pairs, fps=fps)
-  save_recon_grid(out_dir / "frames.png", video[0], recon[0], max_images=len(video[0]))
+  for path in videos:
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, pairs, fps=fps)
+  if frames is not None:
+    pathlib.Path(frames).parent.mkdir(parents=True, exist_ok=True)
+    save_recon_grid(frames, video[0], recon[0], max_images=len(video[0]))
 
 
 def evaluate_video(model, batches, *, out_dir, results_path=None,
@@ -91,7 +106,9 @@ def evaluate_video(model, batches, *, out_dir, results_path=None,
       fvd_real.update(video)
       fvd_fake.update(recon)
     if not saved:
-      save_examples(out_dir, video, recon)
+      out = pathlib.Path(out_dir)
+      save_examples(video, recon, videos=(out / "side_by_side.mp4", out / "side_by_side.gif"),
+                    frames=out / "frames.png")
       saved = True
     count += len(video)
   if not count:

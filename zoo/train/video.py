@@ -11,8 +11,8 @@ import pathlib
 import jax.numpy as jnp
 import numpy as np
 
-from zoo.data import make_video_dataset, make_video_eval_batches, write_video
-from zoo.evals import save_recon_grid, ssim
+from zoo.data import make_video_dataset, make_video_eval_batches
+from zoo.evals.video_reconstruction import clip_psnr, clip_ssim, save_examples
 from zoo.train.model_state import merge_model
 
 
@@ -37,19 +37,6 @@ def make_eval_clips(config, model) -> list[np.ndarray]:
       frame_stride=config.get("frame_stride", 1))
 
 
-def clip_psnr(video, recon):
-  """PSNR (dB) per clip [B] of the clip-wide mean squared error, for values in [0, 1]."""
-  mse = jnp.mean((video.astype(jnp.float32) - recon.astype(jnp.float32)) ** 2, axis=(1, 2, 3, 4))
-  return -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))
-
-
-def clip_ssim(video, recon):
-  """SSIM per clip [B]: the mean of the per-frame SSIMs."""
-  b, t = video.shape[:2]
-  frames = lambda v: v.reshape(b * t, *v.shape[2:])
-  return ssim(frames(video), frames(recon)).reshape(b, t).mean(axis=1)
-
-
 def reconstruct_video(params, video, net_params, batch_stats=None, *, graphdef, rest,
                       teacher_graphdef=None):
   """Video evaluation: clipped reconstructions with per-clip PSNR and SSIM."""
@@ -59,12 +46,8 @@ def reconstruct_video(params, video, net_params, batch_stats=None, *, graphdef, 
   return recon, {"psnr": clip_psnr(video, recon), "ssim": clip_ssim(video, recon)}
 
 
-def save_video_example(directory, stem: str, video: np.ndarray, recon: np.ndarray,
-                       *, fps: float = 8.0, max_clips: int = 4):
-  """<stem>.mp4 (original | reconstruction side by side, the first clips one after another)
-  and <stem>_frames.png (original and reconstructed frames of the first clip, in rows)."""
+def save_video_example(directory, stem: str, video: np.ndarray, recon: np.ndarray):
+  """<stem>.mp4 (original | reconstruction) and <stem>_frames.png for a person to look at."""
   directory = pathlib.Path(directory)
-  directory.mkdir(parents=True, exist_ok=True)
-  pairs = np.concatenate([video[:max_clips], recon[:max_clips]], axis=3)  # side by side
-  write_video(directory / f"{stem}.mp4", pairs.reshape(-1, *pairs.shape[2:]), fps=fps)
-  save_recon_grid(directory / f"{stem}_frames.png", video[0], recon[0], max_images=len(video[0]))
+  save_examples(video, recon, videos=(directory / f"{stem}.mp4",),
+                frames=directory / f"{stem}_frames.png")
