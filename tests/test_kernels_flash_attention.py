@@ -359,3 +359,22 @@ def test_mask_wrong_dtype_raises():
 def test_unknown_impl_raises():
   with pytest.raises(ValueError, match="unknown kernel impl"):
     flash_attention(*_inputs(), impl="triton")
+
+
+def test_additive_bias_runs_on_xla_whatever_the_default():
+  # A relative-position bias is added to the scaled logits before the mask; no kernel takes
+  # one, so a zoo default of "interpret" still runs XLA, and naming a kernel is an error.
+  q, k, v = (jax.random.normal(jax.random.key(i), (2, 6, 3, 8)) for i in range(3))
+  bias = jax.random.normal(jax.random.key(3), (1, 3, 6, 6))
+  logits = jnp.einsum("bshd,bthd->bhst", q, k) * 0.5 + bias
+  logits = jnp.where(jnp.tril(jnp.ones((6, 6), bool)), logits, -jnp.inf)
+  want = jnp.einsum("bhst,bthd->bshd", jax.nn.softmax(logits, -1), v)
+  with impl_lib.default_impl("interpret"):
+    got = dot_product_attention(q, k, v, scale=0.5, causal=True, bias=bias)
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+  with pytest.raises(ValueError, match="takes no additive bias"):
+    flash_attention(q, k, v, bias=bias, impl="interpret")
+  with pytest.raises(ValueError, match="does not broadcast"):
+    flash_attention(q, k, v, bias=bias[:, :, :4])
+  with pytest.raises(TypeError, match="bias must be floating"):
+    flash_attention(q, k, v, bias=bias > 0)

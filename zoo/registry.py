@@ -104,6 +104,13 @@ def _register_families():
     register(name, cfg, lambda c, rngs, dtype=None: LARP(c, rngs=rngs, dtype=dtype),
              larp_convert, repo)
 
+  from zoo.configs import omnitokenizer
+  from zoo.convert import omnitokenizer as omnitokenizer_convert
+  from models.video.omnitokenizer import OmniTokenizer
+  for name, (cfg, repo) in omnitokenizer.MODELS.items():
+    register(name, cfg, lambda c, rngs, dtype=None: OmniTokenizer(c, rngs=rngs, dtype=dtype),
+             omnitokenizer_convert, repo)
+
   from zoo.configs import dac
   from zoo.convert import dac as dac_convert
   from models.audio.dac import DAC

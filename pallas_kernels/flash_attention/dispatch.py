@@ -11,7 +11,8 @@ impl (argument, else `pallas_kernels.impl` zoo default, else ZOO_KERNEL_IMPL):
   "interpret": the TPU kernel in Pallas TPU interpret mode (any platform; slow, for tests).
   "cudnn":     `jax.nn.dot_product_attention(implementation="cudnn")`; an error off GPU.
 
-Every implementation returns zeros for query rows whose keys are all masked.
+Every implementation returns zeros for query rows whose keys are all masked. An additive
+`bias` (relative-position biases) runs on XLA whatever the platform: the kernels take none yet.
 """
 import jax
 import jax.numpy as jnp
@@ -28,8 +29,8 @@ SUPPORTED_IMPLS = ("xla", "pallas", "interpret", "cudnn")
 CUDNN_DTYPES = (jnp.bfloat16, jnp.float16)
 
 
-def check_inputs(q, k, v, *, causal, mask):
-  """Raises a ValueError/TypeError naming the problem with q, k, v or mask."""
+def check_inputs(q, k, v, *, causal, mask, bias=None):
+  """Raises a ValueError/TypeError naming the problem with q, k, v, mask or bias."""
   if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
     raise ValueError(f"q, k, v must be [B, S, H, D]; got {q.shape}, {k.shape}, {v.shape}")
   if k.shape != v.shape:
@@ -44,6 +45,14 @@ def check_inputs(q, k, v, *, causal, mask):
   if mask is not None:
     batch, seq_q, heads, _ = q.shape
     masks.as_4d_mask(mask, batch, heads, seq_q, k.shape[1])
+  if bias is not None:
+    if not jnp.issubdtype(bias.dtype, jnp.floating):
+      raise TypeError(f"bias must be floating (added to the logits); got {bias.dtype}")
+    try:
+      jnp.broadcast_shapes(bias.shape, (q.shape[0], q.shape[2], q.shape[1], k.shape[1]))
+    except ValueError:
+      raise ValueError(f"bias {bias.shape} does not broadcast to [B, H, S, T] = "
+                       f"{[q.shape[0], q.shape[2], q.shape[1], k.shape[1]]}") from None
 
 
 def cudnn_supports(q, k, v) -> bool:
@@ -92,7 +101,7 @@ def _pallas_attention(q, k, v, *, causal, mask, scale):
                      f"impl='interpret' to run the kernel on CPU, or impl='xla'")
 
 
-def flash_attention(q, k, v, *, causal=False, mask=None, scale=None, impl=None):
+def flash_attention(q, k, v, *, causal=False, mask=None, scale=None, bias=None, impl=None):
   """Multi-head attention, fused where the platform allows; differentiable in q, k, v.
 
   Args:
@@ -103,15 +112,22 @@ def flash_attention(q, k, v, *, causal=False, mask=None, scale=None, impl=None):
       [B or 1, 1, 1, T] (key padding, e.g. `masks.key_padding_mask`) takes the kernels'
       cheap path; any other shape is read tile by tile, skipping tiles with no kept key.
     scale: logit scale (a Python number; the kernels specialise on it), 1/sqrt(D) by default.
+    bias: optional float, broadcastable to [B, H, S, T], added to the scaled logits (XLA
+      only: with impl None it selects "xla"; a kernel impl asked for by name is an error).
     impl: None, "xla", "pallas", "interpret" or "cudnn" (see the module docstring).
 
   Returns:
     [B, S, H, D] in q's dtype; query rows whose keys are all masked are zero.
   """
-  check_inputs(q, k, v, causal=causal, mask=mask)
-  impl = impl_lib.requested_impl(impl, supported=SUPPORTED_IMPLS) or _automatic_impl(q, k, v)
+  check_inputs(q, k, v, causal=causal, mask=mask, bias=bias)
+  if bias is not None:  # a zoo-wide or environment default does not apply: no kernel takes it
+    if impl not in (None, "xla"):
+      raise ValueError(f"impl={impl!r} takes no additive bias; only impl='xla' does")
+    impl = "xla"
+  impl = (impl_lib.requested_impl(impl, supported=SUPPORTED_IMPLS)
+          or _automatic_impl(q, k, v))
   if impl == "xla":
-    return attention_reference(q, k, v, causal=causal, mask=mask, scale=scale)
+    return attention_reference(q, k, v, causal=causal, mask=mask, scale=scale, bias=bias)
   if impl == "interpret":
     return tpu.flash_attention_tpu(q, k, v, causal=causal, mask=mask, scale=scale,
                                    interpret=pltpu.InterpretParams())

@@ -69,3 +69,18 @@ def batchnorm_state_dict(shapes: dict, seed: int = 0) -> dict:
     elif name.endswith(".num_batches_tracked"):
       state[name] = np.asarray(1000, np.int64)
   return state
+
+
+def omnitokenizer_state_dict(shapes: dict, seed: int = 0) -> dict:
+  """Seeded weights for OmniTokenizer: as `seeded_state_dict`, with its LayerNorm gains
+  (`gamma`, and the 1-D `weight`s: all its other weights are matrices) and the attention's
+  q/k scales near 1, and the LayerNorm `beta` buffers zero, as the official model has them
+  (a gain near 0 silences a block)."""
+  state = seeded_state_dict(shapes, seed)
+  for name, value in state.items():
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 3])
+    if value.ndim == 1 and name.endswith((".gamma", ".weight", "q_scale", "k_scale")):
+      state[name] = (1.0 + 0.1 * rng.standard_normal(value.shape)).astype(np.float32)
+    elif name.endswith(".beta"):
+      state[name] = np.zeros(value.shape, np.float32)
+  return state

@@ -53,11 +53,14 @@ class _StorageType:
 
 class _Unpickler(pickle.Unpickler):
 
-  def __init__(self, file, archive: zipfile.ZipFile, prefix: str):
+  def __init__(self, file, archive: zipfile.ZipFile, prefix: str, extra_globals: dict):
     super().__init__(file)
     self._archive, self._prefix, self._storages = archive, prefix, {}
+    self._extra = extra_globals
 
   def find_class(self, module, name):
+    if (module, name) in self._extra:
+      return self._extra[(module, name)]
     if module == "collections" and name == "OrderedDict":
       return collections.OrderedDict
     if module == "torch._utils" and name == "_rebuild_tensor_v2":
@@ -83,8 +86,12 @@ class _Unpickler(pickle.Unpickler):
     return self._storages[key]
 
 
-def load_torch_checkpoint(path) -> dict:
-  """Returns the checkpoint's (possibly nested) dict with numpy arrays for tensors."""
+def load_torch_checkpoint(path, *, extra_globals: dict | None = None) -> dict:
+  """Returns the checkpoint's (possibly nested) dict with numpy arrays for tensors.
+
+  `extra_globals` {(module, name): stand-in} admits more objects, each mapped to an inert
+  stand-in of the caller's (e.g. a plain class for a pickled argparse.Namespace).
+  """
   with open(path, "rb") as f:
     if f.read(4) != b"PK\x03\x04":
       raise CheckpointFormatError(
@@ -97,7 +104,7 @@ def load_torch_checkpoint(path) -> dict:
       raise CheckpointFormatError("no data.pkl inside; not a torch.save zip checkpoint")
     prefix = pickles[0].rsplit("/", 1)[0] if "/" in pickles[0] else ""
     with archive.open(pickles[0]) as f:
-      return _Unpickler(f, archive, prefix).load()
+      return _Unpickler(f, archive, prefix, extra_globals or {}).load()
   except CheckpointFormatError as e:
     raise CheckpointFormatError(f"{path}: {e}") from None
   except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, pickle.UnpicklingError, ValueError,
