@@ -65,6 +65,11 @@ _SECONDS = flags.DEFINE_float("seconds", 5.0, "Audio codecs: length of each eval
 _I3D = flags.DEFINE_string("i3d_checkpoint", None, "Video: i3d_pretrained_400.pt (for rfvd).")
 _FVD_PROTOCOL = flags.DEFINE_string("fvd_protocol", None, "Video: a pinned rFVD protocol "
                                     "(larp_ucf101, omnitokenizer_ucf101).")
+_MODALITY = flags.DEFINE_enum("modality", None, ["image", "video"], "Joint image-video "
+                               "tokenizers (OmniTokenizer): which to evaluate (default: video "
+                               "for a clip source or --fvd_protocol, else image).")
+_FRAMES = flags.DEFINE_integer("frames", None, "Video: frames per clip (default: the model's "
+                               "clip length; OmniTokenizer 17).")
 _FRAME_STRIDE = flags.DEFINE_integer("frame_stride", 1, "Video: source frames between frames.")
 _OUT = flags.DEFINE_string("out", None, "results .json path or directory (default: eval_<model>).")
 
@@ -115,8 +120,9 @@ def main(argv):
   from zoo.train.audio import is_audio_model
   if is_audio_model(model.config):
     return evaluate_codec(model, name)
+  from zoo.train.joint import is_joint_model
   from zoo.train.video import is_video_model
-  if is_video_model(model.config):
+  if is_video_model(model.config) or (is_joint_model(model.config) and wants_video()):
     return evaluate_video_tokenizer(model, name)
   nets = load_nets(_METRICS.value)
   size = model.config.image_size
@@ -144,6 +150,20 @@ def main(argv):
   if jax.process_index() == 0:
     print(json.dumps(results, indent=2))
     print(f"wrote {json_path} and {out_dir / 'recon_grid.png'}")
+
+
+def wants_video() -> bool:
+  """A joint image-video model evaluates clips when asked, or when the data are clips."""
+  if _MODALITY.value:
+    return _MODALITY.value == "video"
+  return bool(_FVD_PROTOCOL.value or _FRAMES.value or _DATA.value.startswith("builtin:clips"))
+
+
+def clip_shape(cfg) -> tuple[int, int]:
+  """(frames, size) of the clips a video model is evaluated on."""
+  if hasattr(cfg, "frame_num"):
+    return _FRAMES.value or cfg.frame_num, cfg.input_size
+  return _FRAMES.value or 17, cfg.resolution  # OmniTokenizer: 1 + 4 x 4 frames at 256^2
 
 
 def evaluate_codec(model, name):
@@ -184,8 +204,9 @@ def evaluate_video_tokenizer(model, name):
   cfg = model.config
   metrics = (["psnr", "ssim", "usage"] if not flags.FLAGS["metrics"].present
              else _METRICS.value)
+  frames, size = clip_shape(cfg)
   spec = dict(data=_DATA.value if flags.FLAGS["data"].present else "builtin:clips",
-              split=_SPLIT.value, num_frames=cfg.frame_num, size=cfg.input_size,
+              split=_SPLIT.value, num_frames=frames, size=size,
               num=_NUM.value, frame_stride=_FRAME_STRIDE.value, resize="styleganv",
               clip_stride=8)
   if _FVD_PROTOCOL.value:
@@ -195,9 +216,9 @@ def evaluate_video_tokenizer(model, name):
     p = PROTOCOLS[_FVD_PROTOCOL.value]
     spec.update(data=p.data, split=p.split, num_frames=p.num_frames, size=p.size,
                 num=p.num_clips, frame_stride=p.frame_stride, resize=p.resize, clip_stride=None)
-  if (spec["num_frames"], spec["size"]) != (cfg.frame_num, cfg.input_size):
+  if (spec["num_frames"], spec["size"]) != (frames, size):
     logging.warning("protocol clips %dx%d^2, the model's %dx%d^2", spec["num_frames"],
-                    spec["size"], cfg.frame_num, cfg.input_size)
+                    spec["size"], frames, size)
   lpips = (zoo.from_pretrained(f"lpips_{_LPIPS_NET.value}", checkpoint=_LPIPS.value)
            if "lpips" in metrics and _LPIPS.value else None)
   i3d = (zoo.from_pretrained("i3d_kinetics400", checkpoint=_I3D.value)

@@ -112,6 +112,7 @@ class RestartEMACodebook(nnx.Module):
       ema_usage = jnp.mean(self.codebook_usage[...] > 1.0 / self.codebook_size)
     commitment = COMMITMENT * jnp.mean((z - jax.lax.stop_gradient(z_q)) ** 2)
     aux = {"ids": ids.reshape(z.shape[:-1]).astype(jnp.int32), "quantizer_loss": commitment,
-           "commitment_loss": commitment, "ema_codebook_usage": ema_usage,
+           "commitment_loss": commitment, "codebook_loss": jnp.zeros_like(commitment),
+           "ema_codebook_usage": ema_usage,
            **codebook_stats(ids, self.codebook_size)}
     return z + jax.lax.stop_gradient(z_q - z), aux

@@ -18,6 +18,7 @@ columns, where the official code assumes a square grid.
 """
 import dataclasses
 import functools
+from typing import ClassVar
 
 import einops
 import jax
@@ -57,6 +58,8 @@ class OmniTokenizerConfig:
   restarts: bool = False  # the released recipe trains with --no_random_restart
   restart_threshold: float = 1.0
   remat: bool = False
+  # The trainer feeds it images and clips in one stream (zoo/train/joint.py).
+  joint_image_video: ClassVar[bool] = True
 
   def __post_init__(self):
     bad = sorted(set(self.enc_block + self.dec_block) - set("tw"))
@@ -65,6 +68,10 @@ class OmniTokenizerConfig:
                        "blocks, as every released checkpoint uses")
     if self.spatial_pos not in ("rope", "rel"):
       raise ValueError(f"spatial_pos must be 'rope' or 'rel', got {self.spatial_pos!r}")
+
+  @property
+  def image_size(self) -> int:  # what the image evaluators resize to
+    return self.resolution
 
   @property
   def size_multiple(self) -> int:
@@ -244,11 +251,18 @@ class OmniTokenizer(nnx.Module):
     out = _encode(self, video)
     return out[:, 0] if x.ndim == 4 else out
 
-  def decode(self, tokens, *, clip: bool = True):
+  def frames_for(self, latent_frames: int) -> int:
+    return 1 + (latent_frames - 1) * self.config.temporal_patch_size
+
+  def decode(self, tokens, *, frames: int | None = None, clip: bool = True):
     """ids [B, h, w] -> images [B, H, W, 3]; ids [B, t, h, w] -> videos [B, T, H, W, 3]
-    (VAE: latents with a trailing C), in [0, 1]."""
+    (VAE: latents with a trailing C), in [0, 1]. T = 1 + (t - 1) x the temporal patch;
+    `frames`, if given, must equal it (the causal layout fixes the frame count)."""
     self._check_tokens(tokens)
     image = tokens.ndim == (4 if self.config.use_vae else 3)
+    if frames is not None and frames != (1 if image else self.frames_for(tokens.shape[1])):
+      raise ValueError(f"these tokens decode to {1 if image else self.frames_for(tokens.shape[1])}"
+                       f" frames, not {frames}")
     out = _decode(self, tokens[:, None] if image else tokens)
     out = jnp.clip(out, 0.0, 1.0) if clip else out
     return out[:, 0] if image else out

@@ -10,6 +10,7 @@ to the same few codes) is the CPU variant of the tests and the tiny recipe:
 import ml_collections
 
 from models.video.larp import LARPConfig
+from zoo.configs.trainer_defaults import trainer_defaults
 
 MODELS = {
     "larp_l_long": (LARPConfig(), "hywang66/LARP-L-long-tokenizer"),
@@ -37,7 +38,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     raise ValueError(f"unknown LARP config {arg!r}; choose 'tiny' or one of {sorted(MODELS)}")
   tiny = name == "larp_tiny"
   steps_per_epoch = 3_070
-  c = ml_collections.ConfigDict()
+  c = trainer_defaults()
   c.model = name
   c.recipe = "pixels"
   c.seed = 0
@@ -69,21 +70,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       lecam_ema_decay=0.999, learning_rate=1e-3 if tiny else 3e-5, temporal_patch_size=4,
       patch_size=8, width=32 if tiny else 512, num_heads=2 if tiny else 8,
       depth=1 if tiny else 12))
-  c.frozen = ()
-  c.init_from = ""
-  c.pixel_decoder_from_teacher = False
   c.log_every = 20
   c.eval_every = 1_000 if tiny else 3_070
   c.checkpoint_every = 1_000 if tiny else 3_070
-  c.keep_checkpoints = 3
-  c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, model=1))
-  c.dtype = "float32"
-  c.grad_accum_steps = 1
-  c.kernel_impl = ""
-  c.codebook_reanchor = False
-  c.model_overrides = ml_collections.ConfigDict({})
-  c.objective = "pixels"
-  c.teacher = ""
-  c.teacher_checkpoint = ""
-  c.teacher_overrides = ml_collections.ConfigDict({})
   return c

@@ -214,11 +214,14 @@ def evaluate_reconstruction(model, batches, *, out_dir, metrics=("psnr", "ssim",
   metrics = check_metrics(metrics, nets)
   check_num_tokens(model, num_tokens)
   out_dir = pathlib.Path(out_dir)
-  quantize = getattr(model, "quantize", None)
+  quantize = getattr(model, "quantize", None) or getattr(model, "codebook", None)
   acc = _Accumulators(metrics, getattr(quantize, "codebook_size", None))
   mesh = Mesh(np.asarray(jax.local_devices()), ("batch",))
   devices = mesh.size
   model_graph, model_state = nnx.split(model)
+  # One placement for the whole state: a restored run may hold its buffers (an EMA codebook)
+  # on one device and its weights on all of them.
+  model_state = jax.device_put(model_state, NamedSharding(mesh, P()))
   nets_graph, nets_state = nnx.split(nets)
   run = functools.partial(_run_batch, model_graph=model_graph, nets_graph=nets_graph,
                           metrics=metrics)

@@ -87,7 +87,8 @@ def evaluate_video(model, batches, *, out_dir, results_path=None,
   metrics = check_metrics(metrics, lpips=lpips, i3d=i3d)
   means = MeanMetrics()
   codebook = getattr(model.config, "codebook_size", None)
-  discrete = getattr(model.config, "regularizer", "vq") == "vq"
+  discrete = (getattr(model.config, "regularizer", "vq") == "vq"
+              and not getattr(model.config, "use_vae", False))
   usage = CodebookUsage(codebook) if "usage" in metrics and codebook and discrete else None
   fvd_real = fvd_fake = None
   if "rfvd" in metrics:

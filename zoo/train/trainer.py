@@ -26,7 +26,7 @@ from pallas_kernels import set_default_impl
 from zoo import registry
 from zoo.data import host_inputs_batch, make_eval_batches, make_image_dataset
 from zoo.evals import MeanMetrics, psnr, save_recon_grid, ssim
-from zoo.train import audio, sharding, video
+from zoo.train import audio, joint, sharding, video
 from zoo.train.audio_gan import (audio_discriminator_update, audio_generator_adversarial_loss,
                                  init_audio_discriminator, make_audio_discriminator_optimizer)
 from zoo.train.adaptive_gan import adaptive_gan_grads
@@ -381,6 +381,7 @@ class Trainer:
     self.model_config = model.config
     self.is_audio = audio.is_audio_model(model.config)
     self.is_video = video.is_video_model(model.config)
+    self.is_joint = joint.is_joint_model(model.config)  # images and videos in one stream
     # Inputs a model needs besides the image (GPSToken's initialisation), made on the host:
     # by the data pipeline for training, per eval batch for evaluation.
     self.host_inputs = model.host_inputs() if hasattr(model, "host_inputs") else None
@@ -407,6 +408,7 @@ class Trainer:
             step_fn, disc_graphdef=disc_graphdef, update_discriminator=False))
 
     predict = (predict_proxy_codes if "teacher" in nets else
+               joint.reconstruct_joint if self.is_joint else
                audio.reconstruct_audio if self.is_audio else
                video.reconstruct_video if self.is_video else reconstruct)
     predict = functools.partial(predict, graphdef=self.graphdef, rest=self.rest,
@@ -424,6 +426,10 @@ class Trainer:
       self.train_data = audio.make_train_stream(config, model, process_index=jax.process_index(),
                                                 process_count=jax.process_count())
       self.eval_batches = audio.make_eval_clips(config, model)
+    elif self.is_joint:
+      self.train_data = joint.make_train_stream(config, model, process_index=jax.process_index(),
+                                                process_count=jax.process_count())
+      self.eval_batches = joint.make_eval_batches_joint(config, model)
     elif self.is_video:
       self.train_data = video.make_train_stream(config, model, process_index=jax.process_index(),
                                                 process_count=jax.process_count())
@@ -504,7 +510,7 @@ class Trainer:
         if self.is_audio:  # a WAV pair and their spectrograms
           audio.save_audio_example(grid_path.parent, grid_path.stem, images[valid], recon[valid],
                                    self.model_config.sample_rate)
-        elif self.is_video:  # an MP4 side by side and a frame grid
+        elif self.is_video or images.ndim == 5:  # an MP4 side by side and a frame grid
           video.save_video_example(grid_path.parent, grid_path.stem, images[valid], recon[valid])
         else:
           save_recon_grid(grid_path, images[valid], recon[valid])
@@ -530,7 +536,7 @@ class Trainer:
     step = self.step  # a host-side counter: reading state["step"] would sync every step
     while step < until:
       batch = next(self.train_data)
-      if self.is_audio or self.is_video:
+      if self.is_audio or self.is_video or self.is_joint:
         inputs = sharding.global_batch(batch["audio" if self.is_audio else "video"], self.mesh)
       elif batch.keys() - {"image", "mask"}:  # with model inputs: a dict (`split_batch`)
         inputs = {k: sharding.global_batch(v, self.mesh) for k, v in batch.items()
@@ -551,7 +557,8 @@ class Trainer:
         bar.set_postfix(loss=f"{metrics['loss']:.4f}")
       if step % config.eval_every == 0 or step == config.total_steps:
         bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in self.log_eval().items()
-                         if k in ("eval/psnr", "eval/proxy_ce", "eval/si_sdr")})
+                         if k in ("eval/psnr", "eval/image_psnr", "eval/proxy_ce",
+                                  "eval/si_sdr")})
       stop = self._should_stop()
       self.checkpointer.save(step, self.state, self.train_data, force=step == until or stop)
       if stop:
