@@ -109,7 +109,7 @@ class _LegacyUnpickler(torch_pickle._Unpickler):  # pylint: disable=protected-ac
 
   def __init__(self, file, storages):
     pickle.Unpickler.__init__(self, file)  # pylint: disable=non-parent-init-called
-    self._storages = storages
+    self._storages, self._extra = storages, {}  # a legacy file holds tensors only
 
   def find_class(self, module, name):
     if module == "torch._utils" and name == "_rebuild_tensor":  # files from torch < 0.4
