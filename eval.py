@@ -26,7 +26,10 @@ with --num-levels a levels.{jsonl,md,png} table over bitrates. Video tokenizers 
 frame count) are evaluated on fixed clips (default data builtin:clips) with --metrics from psnr,
 ssim, lpips, rfvd, usage; --fvd_protocol pins the data, split, clip length, size and clip count
 of a paper's rFVD (zoo/evals/fvd.py PROTOCOLS); they write results.json, side_by_side.{mp4,gif}
-and frames.png. Flag names take dashes or underscores.
+and frames.png. 3D occupancy tokenizers (3DShape2VecSet) are evaluated on shapes (default data
+builtin:shapes, split test) for IoU, Chamfer distance and F-score at --tau on meshes marched on a
+--resolution grid; they write results.json, per_shape.jsonl, meshes/*.obj and meshes.png.
+Flag names take dashes or underscores.
 """
 import json
 import pathlib
@@ -71,12 +74,17 @@ _MODALITY = flags.DEFINE_enum("modality", None, ["image", "video"], "Joint image
 _FRAMES = flags.DEFINE_integer("frames", None, "Video: frames per clip (default: the model's "
                                "clip length; OmniTokenizer 17).")
 _FRAME_STRIDE = flags.DEFINE_integer("frame_stride", 1, "Video: source frames between frames.")
+_RESOLUTION = flags.DEFINE_integer("resolution", 128, "3D: marching-cubes grid cells per axis "
+                                   "(3DShape2VecSet's 128: 129^3 queries).")
+_TAU = flags.DEFINE_float("tau", 0.02, "3D: F-score distance threshold.")
+_MESH_POINTS = flags.DEFINE_integer("mesh_points", 100_000, "3D: points sampled on each "
+                                    "reconstructed mesh for Chamfer and F-score.")
 _OUT = flags.DEFINE_string("out", None, "results .json path or directory (default: eval_<model>).")
 
 
 def load_model():
   import zoo
-  from zoo.train.trainer import load_trained_model
+  from zoo.train.train_state import load_trained_model
   if (_MODEL.value is None) == (_WORKDIR.value is None):
     raise app.UsageError("pass exactly one of --model (with --checkpoint) or --workdir")
   if _WORKDIR.value:
@@ -117,6 +125,8 @@ def main(argv):
   from zoo.evals.reconstruction import evaluate_reconstruction
 
   model, name = load_model()
+  if hasattr(model, "occupancy"):  # 3D occupancy tokenizers
+    return evaluate_shape_tokenizer(model, name)
   from zoo.train.audio import is_audio_model
   if is_audio_model(model.config):
     return evaluate_codec(model, name)
@@ -236,6 +246,25 @@ def evaluate_video_tokenizer(model, name):
                            info=info)
   print(json.dumps(results, indent=2))
   print(f"wrote {json_path}, {out_dir}/side_by_side.{{mp4,gif}} and {out_dir}/frames.png")
+
+
+def evaluate_shape_tokenizer(model, name):
+  """The 3D branch of main(): IoU, Chamfer, F-score, meshes (OBJ) and their views (PNG)."""
+  from zoo.data.shape_sets import ShapeSet
+  from zoo.evals.shape_reconstruction import evaluate_shapes
+  data = _DATA.value if flags.FLAGS["data"].present else "builtin:shapes"
+  split = _SPLIT.value or "test"
+  shapes = ShapeSet(data, split, limit=_NUM.value)
+  out = pathlib.Path(_OUT.value or f"eval_{name}")
+  out_dir, json_path = (out.parent, out) if out.suffix == ".json" else (out, out / "results.json")
+  results = evaluate_shapes(model, shapes, out_dir=out_dir, results_path=json_path,
+                            resolution=_RESOLUTION.value, tau=_TAU.value,
+                            mesh_points=_MESH_POINTS.value,
+                            info={"data": data, "split": split,
+                                  "skipped": [n for n, _ in shapes.skipped]})
+  print(json.dumps(results, indent=2))
+  print(f"wrote {json_path}, {out_dir}/per_shape.jsonl, {out_dir}/meshes/*.obj and "
+        f"{out_dir}/meshes.png")
 
 
 def parse_flags(argv):

@@ -278,7 +278,8 @@ class ZooStage2Step:
     from zoo.convert import nlayer_discriminator
     from zoo.train import sharding
     from zoo.train.discriminator import init_discriminator
-    from zoo.train.trainer import Trainer, create_model
+    from zoo.train.trainer import Trainer
+    from zoo.train.train_state import create_model
 
     convnext_file = tmp / "convnext_small_seeded.safetensors"
     save_file({k: np.ascontiguousarray(v) for k, v in official.convnext_state.items()},

@@ -21,8 +21,11 @@ from zoo.convert.common import expected_torch_shapes
 from zoo.convert.seeded import seeded_state_dict
 from zoo.data import make_eval_batches, make_image_dataset
 from zoo.evals import psnr
-from zoo.train.trainer import Trainer, load_trained_model
+from zoo.train.trainer import Trainer
+from zoo.train.train_state import load_trained_model
 from tests.compilations import count_compilations
+
+pytestmark = pytest.mark.training  # long training checks: scheduled first
 
 K = 32
 BASE_WEIGHTS = pathlib.Path(__file__).parent / "golden" / "one_d_piece_tiny_base.safetensors"

@@ -10,7 +10,10 @@ import pytest
 
 from zoo.configs import dac as dac_configs
 from zoo.configs import encodec as encodec_configs
-from zoo.train.trainer import Trainer, load_trained_model
+from zoo.train.trainer import Trainer
+from zoo.train.train_state import load_trained_model
+
+pytestmark = pytest.mark.training  # long training checks: scheduled first
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

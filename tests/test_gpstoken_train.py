@@ -16,6 +16,8 @@ from zoo.data import make_image_dataset
 from zoo.train.adaptive_gan import adaptive_gan_grads
 from zoo.train.perceptual_loss import fid_perceptual_features, parse_mode
 
+pytestmark = pytest.mark.training  # long training checks: scheduled first
+
 
 @pytest.fixture(scope="module")
 def tiny():

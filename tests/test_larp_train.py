@@ -17,8 +17,11 @@ from zoo.configs import larp as larp_configs
 from zoo.data import read_video, make_video_eval_batches
 from zoo.evals.video_reconstruction import evaluate_video
 from zoo.train.optimizer import make_optimizer
-from zoo.train.trainer import Trainer, load_trained_model
+from zoo.train.trainer import Trainer
+from zoo.train.train_state import load_trained_model
 from zoo.train.video_gan import ns_smooth_discriminator_loss
+
+pytestmark = pytest.mark.training  # long training checks: scheduled first
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,10 @@ from flax import nnx
 from zoo.configs import omnitokenizer as omni_configs
 from zoo.evals.reconstruction import evaluate_reconstruction
 from zoo.train import joint
-from zoo.train.trainer import Trainer, load_trained_model
+from zoo.train.trainer import Trainer
+from zoo.train.train_state import load_trained_model
+
+pytestmark = pytest.mark.training  # long training checks: scheduled first
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

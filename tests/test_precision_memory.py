@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoo.train.metrics_writer import read_metrics
-from zoo.train.trainer import Trainer, create_model
+from zoo.train.trainer import Trainer
+from zoo.train.train_state import create_model
 from tests.test_train import tiny_config
 
 

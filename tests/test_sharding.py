@@ -5,7 +5,8 @@ import pytest
 
 from zoo.train import sharding
 from zoo.train.metrics_writer import read_metrics
-from zoo.train.trainer import Trainer, sharded_state_initializer
+from zoo.train.trainer import Trainer
+from zoo.train.train_state import sharded_state_initializer
 from tests.test_train import tiny_config
 
 

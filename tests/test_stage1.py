@@ -11,6 +11,8 @@ from zoo.train.losses import proxy_code_loss
 from zoo.train.metrics_writer import read_metrics
 from zoo.train.trainer import Trainer
 
+pytestmark = pytest.mark.training  # long training checks: scheduled first
+
 
 def test_proxy_code_loss_is_cross_entropy():
   logits = jnp.log(jnp.asarray([[[0.5, 0.25, 0.25], [0.1, 0.8, 0.1]]]))

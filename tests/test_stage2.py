@@ -11,7 +11,10 @@ from zoo.configs import titok
 from zoo.train.frozen_nets import create_teacher_model
 from zoo.train.metrics_writer import read_metrics
 from zoo.train.optimizer import make_optimizer, stop_frozen_gradients
-from zoo.train.trainer import Trainer, load_trained_model
+from zoo.train.trainer import Trainer
+from zoo.train.train_state import load_trained_model
+
+pytestmark = pytest.mark.training  # long training checks: scheduled first
 
 FROZEN = ("encoder", "latent_tokens", "quantize")
 SMALL = dict(batch_size=8, warmup_steps=2, log_every=1, checkpoint_every=100,

@@ -14,7 +14,10 @@ import pytest
 from zoo.configs import titok
 from zoo.train.metrics_writer import read_metrics
 from zoo.train.optimizer import decay_mask
-from zoo.train.trainer import Trainer, load_trained_model
+from zoo.train.trainer import Trainer
+from zoo.train.train_state import load_trained_model
+
+pytestmark = pytest.mark.training  # long training checks: scheduled first
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -111,6 +111,13 @@ def _register_families():
     register(name, cfg, lambda c, rngs, dtype=None: OmniTokenizer(c, rngs=rngs, dtype=dtype),
              omnitokenizer_convert, repo)
 
+  from zoo.configs import shape2vecset
+  from zoo.convert import shape2vecset as shape2vecset_convert
+  from models.threed.shape2vecset import Shape2VecSet
+  for name, (cfg, repo) in shape2vecset.MODELS.items():
+    register(name, cfg, lambda c, rngs, dtype=None: Shape2VecSet(c, rngs=rngs, dtype=dtype),
+             shape2vecset_convert, repo)
+
   from zoo.configs import dac
   from zoo.convert import dac as dac_convert
   from models.audio.dac import DAC

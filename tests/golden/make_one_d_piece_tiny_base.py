@@ -15,7 +15,7 @@ import numpy as np
 from flax import nnx
 from safetensors.numpy import save_file
 
-from zoo.train.trainer import load_trained_model
+from zoo.train.train_state import load_trained_model
 
 OUT = pathlib.Path(__file__).parent / "one_d_piece_tiny_base.safetensors"
 

@@ -9,7 +9,8 @@ codec it is adapted from.
 """
 from models.audio.snac import SNACConfig
 from zoo.configs import audio_codec
-from zoo.convert.snac import RELEASES
+
+RELEASES = {name: f"hubertsiuzdak/{name}" for name in ("snac_24khz", "snac_32khz", "snac_44khz")}
 
 MODELS = {
     # Speech, 0.98 kbps: hop 512 (46.9 Hz), 3 levels of 12 bits at 11.7 / 23.4 / 46.9 Hz.

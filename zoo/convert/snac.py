@@ -14,12 +14,12 @@ import pathlib
 import numpy as np
 
 from models.audio.snac import SNACConfig, rotary_inv_freq
+from zoo.configs.snac import MODELS, RELEASES
 from zoo.convert import common
 from zoo.convert.common import Rule
 from zoo.convert.files import read_file
 from zoo.convert.torch_pickle import CheckpointFormatError
 
-RELEASES = {name: f"hubertsiuzdak/{name}" for name in ("snac_24khz", "snac_32khz", "snac_44khz")}
 WEIGHT_FILE = "pytorch_model.bin"
 GAIN, DIRECTION = "parametrizations.weight.original0", "parametrizations.weight.original1"
 LEGACY = {"weight_g": GAIN, "weight_v": DIRECTION}
@@ -198,7 +198,6 @@ def _download(repo_id: str, model_name: str) -> dict:
   """The repo's weights and config.json from the HF hub (only its cache when offline)."""
   import json
   from huggingface_hub import hf_hub_download
-  from zoo.configs.snac import MODELS
   offline = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
   try:
     weights = hf_hub_download(repo_id, WEIGHT_FILE, local_files_only=offline)

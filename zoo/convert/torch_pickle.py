@@ -51,6 +51,24 @@ class _StorageType:
     self.dtype = _STORAGE_DTYPES[name]
 
 
+class PickledNamespace:
+  """The attributes of a pickled argparse.Namespace; no behaviour of its own (pickle sets its
+  __dict__ and calls nothing)."""
+
+
+# For `extra_globals`: training scripts save their argparse arguments beside the weights.
+ARGPARSE_NAMESPACE = {("argparse", "Namespace"): PickledNamespace}
+
+
+def namespaces_as_dicts(value):
+  """`value` with every PickledNamespace, at any depth of dicts, turned into a plain dict."""
+  if isinstance(value, PickledNamespace):
+    value = dict(vars(value))
+  if isinstance(value, dict):
+    return {k: namespaces_as_dicts(v) for k, v in value.items()}
+  return value
+
+
 class _Unpickler(pickle.Unpickler):
 
   def __init__(self, file, archive: zipfile.ZipFile, prefix: str, extra_globals: dict):

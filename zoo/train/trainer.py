@@ -5,7 +5,6 @@ Orbax see exactly what is trained. The same code runs on one CPU, N fake devices
 """
 import functools
 import inspect
-import json
 import pathlib
 import signal
 import threading
@@ -13,28 +12,23 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import tqdm
-from absl import logging
 from flax import nnx
 from jax.experimental import multihost_utils
 
 from models.quantizers.reanchor import reanchor_codebook
 from pallas_kernels import set_default_impl
-from zoo import registry
 from zoo.data import host_inputs_batch, make_eval_batches, make_image_dataset
 from zoo.evals import MeanMetrics, psnr, save_recon_grid, ssim
 from zoo.train import audio, joint, sharding, video
-from zoo.train.audio_gan import (audio_discriminator_update, audio_generator_adversarial_loss,
-                                 init_audio_discriminator, make_audio_discriminator_optimizer)
+from zoo.train.audio_gan import audio_discriminator_update, audio_generator_adversarial_loss
 from zoo.train.adaptive_gan import adaptive_gan_grads
 from zoo.train.checkpointing import Checkpointer
 from zoo.train.ema import update_ema
 from zoo.train.discriminator import (discriminator_update, gan_loss_config,
-                                     generator_adversarial_loss, init_discriminator,
-                                     make_discriminator_optimizer)
+                                     generator_adversarial_loss, make_discriminator_optimizer)
 from zoo.train.gan_losses import discriminator_factor
 from zoo.train.frozen_nets import create_frozen_nets, create_teacher_model, perceptual_weights
 from zoo.train.losses import per_image_cross_entropy, proxy_code_loss, reconstruction_loss
@@ -42,104 +36,11 @@ from zoo.train.metrics_writer import MetricsWriter
 from zoo.train.model_state import merge_model
 from zoo.train.optimizer import learning_rate_schedule, make_optimizer, stop_frozen_gradients
 from zoo.train.perceptual_loss import perceptual_loss
-from zoo.train.video_gan import (init_video_discriminator, is_video_gan,
-                                 make_video_discriminator_optimizer, video_discriminator_update,
+from zoo.train.train_state import (audio_gan, build_discriminator, create_sharded_state,
+                                   discriminator_optimizer)
+from zoo.train.video_gan import (is_video_gan, video_discriminator_update,
                                  video_generator_adversarial_loss)
 from zoo.train.warm_start import load_pixel_decoder, load_stage1_weights
-
-
-def audio_gan(config) -> bool:
-  return config.gan.get("discriminator", "nlayer") == "audio"
-
-
-def build_discriminator(config, model_config):
-  """(graphdef, state entries) of the config's discriminator: NLayer (images), audio, or the
-  transformer video discriminator (sized by the model's clips)."""
-  if is_video_gan(config):
-    return init_video_discriminator(config, model_config)
-  return init_audio_discriminator(config) if audio_gan(config) else init_discriminator(config)
-
-
-def discriminator_optimizer(config):
-  if audio_gan(config):
-    return make_audio_discriminator_optimizer(config)
-  if is_video_gan(config):
-    return make_video_discriminator_optimizer(config)
-  return make_discriminator_optimizer(config)
-
-
-def init_state(model: nnx.Module, config):
-  """(graphdef, non-trained state, trained state) of `model` under `config`.
-
-  Buffers a training forward updates (nnx.BatchStat: EnCodec's EMA codebooks) live in the
-  state as "batch_stats", so that they move from step to step and are checkpointed.
-  """
-  graphdef, params, batch_stats, rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
-  state = {
-      "step": jnp.zeros((), jnp.int32),
-      "params": params,
-      "opt_state": make_optimizer(config, frozen=config.frozen).init(params),
-      "ema": jax.tree.map(jnp.copy, params),
-      "rng": jax.random.PRNGKey(config.seed),
-  }
-  if config.codebook_reanchor:
-    if getattr(model, "quantize", None) is None or not hasattr(model.quantize, "embedding"):
-      raise ValueError("codebook_reanchor needs a model with a VQ codebook")
-    if "quantize" in config.frozen:
-      raise ValueError("codebook_reanchor moves the codebook, which config.frozen freezes")
-    state["codebook_usage"] = jnp.zeros((model.quantize.codebook_size,), jnp.float32)
-  if jax.tree.leaves(batch_stats):
-    if config.grad_accum_steps > 1:
-      raise ValueError("a model with EMA buffers (nnx.BatchStat) trains with grad_accum_steps 1")
-    state["batch_stats"] = batch_stats
-  if config.gan.enabled:
-    state.update(build_discriminator(config, model.config)[1])
-  return graphdef, rest, state
-
-
-
-def state_shardings(state, config, mesh):
-  """Parameters and EMA by their logical axes, Adam moments like their parameters."""
-  replicated = sharding.replicated(mesh)
-  params = sharding.param_shardings(state["params"], mesh)
-  shardings = jax.tree.map(lambda _: replicated, state)  # step, rng, usage, LeCam EMA
-  shardings.update(params=params, ema=params, opt_state=sharding.optimizer_shardings(
-      make_optimizer(config, frozen=config.frozen), state["opt_state"], params, mesh))
-  if "disc_params" in state:
-    disc = sharding.param_shardings(state["disc_params"], mesh)
-    shardings.update(disc_params=disc, disc_opt_state=sharding.optimizer_shardings(
-        discriminator_optimizer(config), state["disc_opt_state"], disc, mesh))
-  return shardings
-
-
-def sharded_state_initializer(config, mesh):
-  """(graphdef, state shardings, a jitted () -> (state, rest)) for `config` on `mesh`.
-
-  Parameters and optimizer state are initialised inside one jit whose out_shardings are the
-  training shardings, so no device ever holds an unsharded copy: models bigger than one
-  device (FSDP) start the same way as small ones.
-  """
-  def create():
-    _, rest, state = init_state(create_model(config), config)
-    return state, rest
-
-  abstract_state, _ = jax.eval_shape(create)
-  shardings = state_shardings(abstract_state, config, mesh)
-  graphdef = nnx.graphdef(nnx.eval_shape(lambda: create_model(config)))
-  return graphdef, shardings, jax.jit(create, out_shardings=(shardings,
-                                                             sharding.replicated(mesh)))
-
-
-def create_sharded_state(config, mesh):
-  """(graphdef, rest, state, state shardings), the state created directly on its devices."""
-  graphdef, shardings, create = sharded_state_initializer(config, mesh)
-  state, rest = create()
-  return graphdef, rest, state, shardings
-
-
-def create_model(config) -> nnx.Module:
-  return registry.create(config.model, seed=config.seed, dtype=jnp.dtype(config.dtype),
-                         **config.model_overrides.to_dict())
 
 
 def accumulated_grads(loss_fn, params, batch, rng, num_micro: int):
@@ -342,25 +243,6 @@ def evaluate_batch(params, batch, valid, net_params, batch_stats, *, predict):
   """`predict` on a batch sharded over all devices; results come back whole on every process."""
   outputs, metrics = predict(params, batch, net_params, batch_stats)
   return split_batch(batch)[0], valid, outputs, metrics
-
-
-def load_trained_model(workdir, *, weights: str = "ema", step: int | None = None) -> nnx.Module:
-  """The model of a training run with its `weights` ("ema" or "params") from the checkpoint."""
-  workdir = pathlib.Path(workdir)
-  config_file = workdir / "config.json"
-  if not config_file.is_file():
-    raise FileNotFoundError(f"{workdir} is not a training workdir (no config.json)")
-  if weights not in ("ema", "params"):
-    raise ValueError(f"weights must be 'ema' or 'params', got {weights!r}")
-  config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
-  model = create_model(config)
-  graphdef, rest, state = init_state(model, config)
-  checkpointer = Checkpointer(workdir / "checkpoints", every_steps=1, keep=1)
-  if checkpointer.latest_step() is None:
-    raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
-  state = checkpointer.restore_state(state, step)
-  checkpointer.close()
-  return merge_model(graphdef, state[weights], rest, state.get("batch_stats"))
 
 
 class Trainer:

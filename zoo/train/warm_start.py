@@ -9,6 +9,7 @@ import jax
 from flax import nnx
 
 from zoo.train.optimizer import path_name
+from zoo.train.train_state import load_trained_model
 
 
 def _flat(tree) -> dict:
@@ -39,7 +40,6 @@ def copy_params(source: nnx.Module, params, prefix: tuple[str, ...], what: str):
 
 def load_stage1_weights(params, workdir):
   """`params` with every module of the stage-1 run in `workdir` (its EMA weights)."""
-  from zoo.train.trainer import load_trained_model  # the trainer imports this module
   return copy_params(load_trained_model(workdir, weights="ema"), params, (),
                      f"the stage-1 run in {workdir}")
 
@@ -55,7 +55,6 @@ def load_pixel_decoder(params, vqgan: nnx.Module):
 def load_base_tokenizer(params, workdir):
   """`params` with params["base"] from the flexible tokenizer run in `workdir` (EMA weights):
   the frozen base under a halting head (models/image/adaptive_length.py)."""
-  from zoo.train.trainer import load_trained_model  # the trainer imports this module
   if "base" not in params:
     raise ValueError("base_from needs a model with a `base` tokenizer (an adaptive-length model)")
   return copy_params(load_trained_model(workdir, weights="ema"), params, ("base",),
