@@ -118,6 +118,13 @@ def _register_families():
     register(name, cfg, lambda c, rngs, dtype=None: Shape2VecSet(c, rngs=rngs, dtype=dtype),
              shape2vecset_convert, repo)
 
+  from zoo.configs import vat
+  from zoo.convert import vat as vat_convert
+  from models.threed.vat import VAT
+  for name, (cfg, repo) in vat.MODELS.items():
+    register(name, cfg, lambda c, rngs, dtype=None: VAT(c, rngs=rngs, dtype=dtype), vat_convert,
+             repo)
+
   from zoo.configs import dac
   from zoo.convert import dac as dac_convert
   from models.audio.dac import DAC

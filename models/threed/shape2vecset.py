@@ -16,7 +16,6 @@ training; identity at evaluation, where the outputs agree).
 """
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 

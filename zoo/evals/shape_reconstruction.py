@@ -55,6 +55,7 @@ def _occupancy(model, context, queries):
 def occupancy_grid(model, context, resolution: int, *, chunk: int = 32_768) -> np.ndarray:
   """Logits on the grid of `grid_points(resolution)`, queried `chunk` points at a time."""
   points = grid_points(resolution)
+  chunk = min(chunk, len(points))
   pad = -len(points) % chunk
   points = np.concatenate([points, np.zeros((pad, 3), np.float32)])
   logits = [np.asarray(_occupancy(model, context, points[None, i:i + chunk]))[0]
