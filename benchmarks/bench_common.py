@@ -32,3 +32,15 @@ def median_seconds(fn, args, reps: int):
     jax.block_until_ready(fn(*args))
     times.append(time.perf_counter() - start)
   return statistics.median(times), times
+
+
+def alternating_seconds(fns: dict, reps: int) -> dict:
+  """{name: [wall seconds]} of `reps` calls of each of `fns` (warm, each blocking until done),
+  alternating, the order flipping every repetition so that machine noise hits every side."""
+  times = {name: [] for name in fns}
+  for rep in range(reps):
+    for name in (list(fns) if rep % 2 == 0 else list(fns)[::-1]):
+      start = time.perf_counter()
+      fns[name]()
+      times[name].append(time.perf_counter() - start)
+  return times

@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from bench_common import JsonLinesLog
+from bench_common import JsonLinesLog, alternating_seconds
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "golden"))
@@ -104,15 +104,9 @@ def main():
     with torch.inference_mode():
       want = official.decode(seen["mean"], qt).squeeze(-1).numpy()
     diff = float(np.abs(np.asarray(logits) - want).max())
-    times = {"zoo": [], "official": []}
-    for rep in range(args.reps):
-      for side in (("zoo", "official") if rep % 2 == 0 else ("official", "zoo")):
-        start = time.perf_counter()
-        if side == "zoo":
-          jax.block_until_ready(zoo_fn(ours, points, queries))
-        else:
-          official_fn(pt, qt)
-        times[side].append(time.perf_counter() - start)
+    times = alternating_seconds(
+        {"zoo": lambda: jax.block_until_ready(zoo_fn(ours, points, queries)),
+         "official": lambda: official_fn(pt, qt)}, args.reps)
     row = {"model": "shape2vecset_kl_d512_m512_l8", "batch": batch, "queries": queries.shape[1],
            "max_logit_diff": diff, "zoo_first_call_s": compile_s,
            **{f"{k}_shapes_per_s": batch / statistics.median(v) for k, v in times.items()},

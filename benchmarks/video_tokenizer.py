@@ -42,7 +42,7 @@ import time
 
 import numpy as np
 
-from bench_common import JsonLinesLog
+from bench_common import JsonLinesLog, alternating_seconds
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "golden"))
@@ -202,13 +202,8 @@ def main():
     ids_t, recon_t = official_fn(official, xt)
     same = float(np.mean(np.asarray(ids) == ids_t.numpy()))
     diff = float(np.abs(np.asarray(recon) - to_nhwc(recon_t).numpy()).max())
-    times = {"zoo": [], "official": []}
-    for rep in range(args.reps):
-      order = ("zoo", "official") if rep % 2 == 0 else ("official", "zoo")
-      for side in order:
-        start = time.perf_counter()
-        zoo_fn(ours, x) if side == "zoo" else official_fn(official, xt)
-        times[side].append(time.perf_counter() - start)
+    times = alternating_seconds({"zoo": lambda: zoo_fn(ours, x),
+                                 "official": lambda: official_fn(official, xt)}, args.reps)
     row = {"family": args.family, "input": kind, "batch": batch, "ids_identical": same,
            "max_recon_diff": diff, "zoo_first_call_s": compile_s,
            **{f"{k}_per_s": batch / statistics.median(v) for k, v in times.items()},
