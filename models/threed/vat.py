@@ -60,11 +60,7 @@ class VATConfig:
   remat: bool = False
 
   @property
-  def depth(self) -> int:  # LatentBlock reads cfg.dim/heads/dim_head
-    return self.encoder_depth
-
-  @property
-  def dim(self) -> int:
+  def dim(self) -> int:  # LatentBlock reads cfg.dim, heads and dim_head
     return self.width
 
   @property
@@ -144,14 +140,14 @@ class VAT(nnx.Module):
     if self.normal_proj is not None:
       if normals is None:
         raise ValueError("this VAT embeds surface normals: pass normals [B, N, 3]")
-      if normals.shape != points.shape:
-        raise ValueError(f"normals {normals.shape} must match points {points.shape}")
       x = x + self.normal_proj(normals.astype(jnp.float32))
     return x
 
   def posterior(self, points, normals=None, *, fps_key=None) -> DiagonalGaussian:
     cfg = self.config
     check_points(points, min_points=cfg.num_tokens, name="points")
+    if normals is not None and normals.shape != points.shape:
+      raise ValueError(f"normals {normals.shape} must match points {points.shape}")
     idx = farthest_point_sample(points, cfg.num_tokens, key=fps_key)
     queries = self._embed(gather_points(points.astype(jnp.float32), idx),
                           None if normals is None else gather_points(normals, idx))

